@@ -1,0 +1,1 @@
+"""The `kd` command line: a thin layer over `keras_diffusion`."""

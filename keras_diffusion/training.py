@@ -1,0 +1,149 @@
+"""`train()`: the library function behind `kd train KIND`."""
+
+import math
+import os
+import shutil
+
+import keras
+import numpy as np
+
+from keras_diffusion.data import load_mnist
+from keras_diffusion.data import make_dataset
+from keras_diffusion.data import to_model_range
+from keras_diffusion.recipes import build_model
+from keras_diffusion.recipes import get_recipe
+from keras_diffusion.utils.io import atomic_path
+from keras_diffusion.utils.io import check_writable_dir
+from keras_diffusion.viz import save_image_grid
+
+
+class TrainingError(RuntimeError):
+    """Training stopped early; the message says why and what was kept."""
+
+
+def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
+          out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1):
+    """Trains the default model of `kind` on MNIST and saves it.
+
+    Writes to `out_dir` (default `runs/<kind>/`): `<kind>.keras` (the final
+    model, EMA weights, with its optimizer so training can continue),
+    `log.csv` (loss per epoch), `samples/epoch_NNN.png` (a DDIM grid at the
+    end of every `sample_every` epochs) and, while training, `backup/`. A
+    rerun of the same call after a crash resumes from the last completed
+    epoch (`keras.callbacks.BackupAndRestore`).
+
+    Args:
+        kind: str, a recipe name (see `keras_diffusion.recipes.RECIPES`).
+        data: `None` (tensorflow-datasets) or a path to an MNIST IDX
+            directory or `.npz`.
+        epochs: int, passes over the data.
+        max_steps: int, stop after this many optimizer steps in total. With
+            neither `epochs` nor `max_steps`, the recipe's `max_steps`.
+        batch_size: int; default from the recipe.
+        out_dir: str, output directory.
+        seed: int, seeds model initialization, noise and shuffling.
+        learning_rate: float; default from the recipe.
+        sample_every: int, epochs between sample grids (0: none).
+        verbose: Keras verbosity (1: progress bar).
+
+    Returns:
+        The path of the saved `.keras` model.
+    """
+    recipe = get_recipe(kind)
+    if epochs is None and max_steps is None:
+        max_steps = recipe["max_steps"]
+    batch_size = recipe["batch_size"] if batch_size is None else int(batch_size)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                        ("max_steps", max_steps)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"`{name}` must be >= 1. Got {value}")
+    images, _ = load_mnist(data, "train")
+    out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
+    images = to_model_range(images)
+    steps_per_epoch = len(images) // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"`batch_size` ({batch_size}) is larger than the data "
+            f"({len(images)} images); pass a smaller batch size."
+        )
+    if max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, int(max_steps))
+        needed = math.ceil(int(max_steps) / steps_per_epoch)
+        epochs = needed if epochs is None else min(int(epochs), needed)
+
+    keras.utils.set_random_seed(seed)
+    model = build_model(kind, seed=seed, learning_rate=learning_rate)
+    dataset = make_dataset(images, batch_size=batch_size, seed=seed)
+
+    model_path = os.path.join(out_dir, f"{kind}.keras")
+    backup_dir = os.path.join(out_dir, "backup")
+    resuming = os.path.isdir(backup_dir)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(backup_dir),
+        keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=resuming),
+        # Raising (not just stopping) skips the epoch-end backup, so the
+        # backup keeps the last good epoch.
+        keras.callbacks.TerminateOnNaN(raise_error=True),
+        MaxSteps(max_steps, steps_per_epoch),
+    ]
+    if sample_every:
+        callbacks.append(
+            SampleGrid(os.path.join(out_dir, "samples"), every=sample_every, seed=seed)
+        )
+    try:
+        model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=verbose)
+    except RuntimeError as error:
+        if "NaN or Inf loss" not in str(error):
+            raise
+        raise TrainingError(
+            f"Training stopped: {error} The last good epoch is kept in "
+            f"{backup_dir!r}; rerunning resumes from it (try a lower learning "
+            "rate)."
+        ) from None
+    with atomic_path(model_path) as tmp:
+        model.save(tmp)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return model_path
+
+
+class MaxSteps(keras.callbacks.Callback):
+    """Stops training once `max_steps` optimizer steps are done in total."""
+
+    def __init__(self, max_steps, steps_per_epoch):
+        super().__init__()
+        self.max_steps = max_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        if self.max_steps is not None and step >= self.max_steps:
+            self.model.stop_training = True
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes a grid of DDIM samples at the end of every `every` epochs."""
+
+    def __init__(self, directory, every=1, num_images=16, num_steps=20, seed=0):
+        super().__init__()
+        self.directory = directory
+        self.every = every
+        self.num_images = num_images
+        self.num_steps = num_steps
+        self.seed = seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()
+        images = self.model.generate(
+            self.num_images, sampler="ddim", num_steps=self.num_steps,
+            seed=self.seed, progress=False,
+        )
+        os.makedirs(self.directory, exist_ok=True)
+        save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))

@@ -1,0 +1,115 @@
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from keras_diffusion.data import DataError
+from keras_diffusion.data import load_mnist
+from keras_diffusion.data import make_dataset
+from keras_diffusion.data import read_idx
+from keras_diffusion.data import to_model_range
+
+
+def _write_idx(path, array):
+    codes = {np.dtype("uint8"): 0x08, np.dtype(">i4"): 0x0C}
+    header = struct.pack(">HBB", 0, codes[array.dtype], array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "wb") as f:
+        f.write(header + array.tobytes())
+
+
+def _write_mnist_dir(directory, count=5, shape=(28, 28)):
+    images = np.random.default_rng(0).integers(0, 256, (count,) + shape, "uint8")
+    labels = np.arange(count, dtype="uint8") % 10
+    for split in ("train", "t10k"):
+        _write_idx(directory / f"{split}-images-idx3-ubyte.gz", images)
+        _write_idx(directory / f"{split}-labels-idx1-ubyte.gz", labels)
+    return images, labels
+
+
+def test_real_mnist_loads(mnist_dir):
+    images, labels = load_mnist(mnist_dir, "train")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert labels[:5].tolist() == [5, 0, 4, 1, 9]
+    test_images, _ = load_mnist(mnist_dir, "test")
+    assert test_images.shape == (10000, 28, 28)
+
+
+def test_idx_dir_and_npz_agree(tmp_path):
+    images, labels = _write_mnist_dir(tmp_path)
+    loaded, loaded_labels = load_mnist(tmp_path, "train")
+    np.testing.assert_array_equal(loaded, images)
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, x_train=images, y_train=labels, x_test=images, y_test=labels)
+    from_npz, npz_labels = load_mnist(npz, "test")
+    np.testing.assert_array_equal(from_npz, images)
+    np.testing.assert_array_equal(npz_labels, loaded_labels)
+
+
+def test_scaling_to_model_range():
+    scaled = to_model_range(np.array([[[0, 255]]], "uint8"))
+    assert scaled.shape == (1, 1, 2, 1)
+    np.testing.assert_allclose(scaled.ravel(), [-1.0, 1.0])
+
+
+def test_missing_path_names_the_fix(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_mnist(tmp_path / "nowhere")
+
+
+def test_empty_directory(tmp_path):
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        load_mnist(tmp_path)
+
+
+def test_wrong_image_shape(tmp_path):
+    _write_mnist_dir(tmp_path, shape=(32, 32))
+    with pytest.raises(DataError, match=r"expected \(N, 28, 28\)"):
+        load_mnist(tmp_path)
+
+
+def test_truncated_idx(tmp_path):
+    _write_mnist_dir(tmp_path)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    data = gzip.open(path).read()
+    with gzip.open(path, "wb") as f:
+        f.write(data[:-100])
+    with pytest.raises(DataError, match="truncated"):
+        load_mnist(tmp_path)
+
+
+def test_not_an_idx_file(tmp_path):
+    path = tmp_path / "junk-idx3-ubyte"
+    path.write_bytes(os.urandom(64))
+    with pytest.raises(DataError):
+        read_idx(str(path))
+
+
+def test_npz_missing_keys(tmp_path):
+    path = tmp_path / "bad.npz"
+    np.savez(path, images=np.zeros((2, 28, 28)))
+    with pytest.raises(DataError, match="x_train"):
+        load_mnist(path)
+
+
+def test_offline_tfds_names_the_data_flag(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(DataError, match="--data"):
+        load_mnist(None)
+
+
+def test_dataset_batches():
+    images = np.zeros((10, 28, 28, 1), "float32")
+    dataset = make_dataset(images, np.arange(10), batch_size=4, repeat=False)
+    batches = list(dataset.as_numpy_iterator())
+    assert len(batches) == 2 and batches[0][0].shape == (4, 28, 28, 1)
+    with pytest.raises(ValueError, match="larger than the data"):
+        make_dataset(images, batch_size=11)

@@ -1,0 +1,125 @@
+import keras
+import numpy as np
+import pytest
+
+from conftest import randomize
+from keras_diffusion.layers import AttentionBlock
+from keras_diffusion.layers import Downsample
+from keras_diffusion.layers import ResBlock
+from keras_diffusion.layers import SinusoidalEmbedding
+from keras_diffusion.layers import Upsample
+from keras_diffusion.networks import UNet
+
+
+def _roundtrip_config(layer):
+    config = layer.get_config()
+    return type(layer).from_config(config), config
+
+
+def test_sinusoidal_embedding_values():
+    layer = SinusoidalEmbedding(8, scale=1.0)
+    out = keras.ops.convert_to_numpy(layer(np.array([0.0, 1.0], "float32")))
+    assert out.shape == (2, 8)
+    np.testing.assert_allclose(out[0], [0, 0, 0, 0, 1, 1, 1, 1], atol=1e-6)
+    frequencies = 10000.0 ** (-np.arange(4) / 4)
+    np.testing.assert_allclose(out[1, :4], np.sin(frequencies), atol=1e-5)
+    np.testing.assert_allclose(out[1, 4:], np.cos(frequencies), atol=1e-5)
+    restored, config = _roundtrip_config(layer)
+    assert restored.get_config() == config
+
+
+def test_sinusoidal_embedding_rejects_odd_dim():
+    with pytest.raises(ValueError, match="even"):
+        SinusoidalEmbedding(7)
+
+
+@pytest.mark.parametrize("in_channels, channels", [(8, 8), (8, 16)])
+def test_res_block_shape_and_identity_at_init(in_channels, channels):
+    block = ResBlock(channels)
+    x = np.random.normal(size=(2, 8, 8, in_channels)).astype("float32")
+    embedding = np.random.normal(size=(2, 12)).astype("float32")
+    out = keras.ops.convert_to_numpy(block(x, embedding))
+    assert out.shape == (2, 8, 8, channels)
+    if in_channels == channels:
+        # The last conv starts at zero, so a new block is the identity.
+        np.testing.assert_allclose(out, x, atol=1e-6)
+    restored, config = _roundtrip_config(block)
+    assert restored.get_config() == config
+
+
+def test_attention_block_shape_and_identity_at_init():
+    block = AttentionBlock(num_heads=2)
+    x = np.random.normal(size=(2, 4, 4, 8)).astype("float32")
+    out = keras.ops.convert_to_numpy(block(x))
+    np.testing.assert_allclose(out, x, atol=1e-6)
+    restored, config = _roundtrip_config(block)
+    assert restored.get_config() == config
+
+
+def test_attention_block_mixes_positions():
+    block = AttentionBlock(num_heads=1)
+    x = np.random.normal(size=(1, 4, 4, 8)).astype("float32")
+    block(x)
+    for variable in block.trainable_variables:
+        variable.assign(np.random.normal(size=variable.shape).astype("float32"))
+    changed = x.copy()
+    changed[0, 0, 0] += 1.0
+    delta = keras.ops.convert_to_numpy(block(changed) - block(x))
+    # A change at one pixel reaches another pixel only through attention.
+    assert np.abs(delta[0, 3, 3]).max() > 1e-4
+
+
+def test_down_and_up_sample_shapes():
+    x = np.zeros((2, 28, 28, 4), "float32")
+    assert tuple(Downsample(8)(x).shape) == (2, 14, 14, 8)
+    assert tuple(Upsample(3)(np.zeros((2, 7, 7, 4), "float32")).shape) == (2, 14, 14, 3)
+    for layer in (Downsample(8), Upsample(3)):
+        restored, config = _roundtrip_config(layer)
+        assert restored.get_config() == config
+
+
+def _unet_inputs(batch=2):
+    rng = np.random.default_rng(0)
+    return {
+        "noisy_images": rng.normal(size=(batch, 28, 28, 1)).astype("float32"),
+        "times": rng.uniform(size=(batch,)).astype("float32"),
+    }
+
+
+def test_unet_shape_config_and_save_roundtrip(tiny_unet, tmp_path):
+    randomize(tiny_unet)
+    inputs = _unet_inputs()
+    out = keras.ops.convert_to_numpy(tiny_unet(inputs))
+    assert out.shape == (2, 28, 28, 1)
+    assert np.abs(out).max() > 0
+
+    clone = UNet.from_config(tiny_unet.get_config())
+    assert clone.count_params() == tiny_unet.count_params()
+
+    path = str(tmp_path / "unet.keras")
+    tiny_unet.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loaded(inputs)), out, atol=1e-5
+    )
+
+
+def test_unet_depends_on_time(tiny_unet):
+    randomize(tiny_unet)
+    inputs = _unet_inputs()
+    later = dict(inputs, times=inputs["times"] + 0.3)
+    difference = keras.ops.convert_to_numpy(tiny_unet(inputs) - tiny_unet(later))
+    assert np.abs(difference).max() > 1e-5
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"widths": (8, 16, 32, 64)}, "divide by 8"),
+        ({"attention_levels": (5,)}, "not levels"),
+        ({"blocks_per_level": 0}, "blocks_per_level"),
+    ],
+)
+def test_unet_rejects_bad_config(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        UNet(**kwargs)

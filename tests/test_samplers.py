@@ -1,0 +1,110 @@
+import keras
+import numpy as np
+import pytest
+
+from keras_diffusion.samplers import DDIMSampler
+from keras_diffusion.samplers import DDPMSampler
+from keras_diffusion.samplers import make_step_function
+from keras_diffusion.samplers import run_sampler
+from keras_diffusion.schedules import LinearBetaSchedule
+
+SCHEDULE = LinearBetaSchedule()
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _oracle(x0):
+    """A network that knows the clean images: it returns the exact noise."""
+    x0 = keras.ops.convert_to_tensor(x0)
+
+    def model_fn(samples, t):
+        signal = keras.ops.sqrt(SCHEDULE.alpha_bar(t))
+        noise = keras.ops.sqrt(1.0 - SCHEDULE.alpha_bar(t))
+        return (samples - signal * x0) / noise
+
+    return model_fn
+
+
+@pytest.mark.parametrize("num_steps", [1, 10, 50])
+def test_ddim_with_oracle_recovers_x0(num_steps):
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-0.9, 0.9, size=(3, 6, 6, 1)).astype("float32")
+    sampler = DDIMSampler(SCHEDULE, num_steps=num_steps, eta=0.0)
+    step_fn = make_step_function(sampler, _oracle(x0), [], compile=True)
+    noise = rng.normal(size=x0.shape).astype("float32")
+    out = run_sampler(sampler, step_fn, noise, progress=False)
+    np.testing.assert_allclose(out, x0, atol=2e-3)
+
+
+def test_ddpm_with_oracle_recovers_x0():
+    rng = np.random.default_rng(1)
+    x0 = rng.uniform(-0.9, 0.9, size=(2, 4, 4, 1)).astype("float32")
+    sampler = DDPMSampler(SCHEDULE)
+    step_fn = make_step_function(sampler, _oracle(x0), [], compile=True)
+    noise = rng.normal(size=x0.shape).astype("float32")
+    out = run_sampler(sampler, step_fn, noise, seed=3, progress=False)
+    # The last step has zero variance and the oracle's x_0 is exact.
+    np.testing.assert_allclose(out, x0, atol=2e-3)
+
+
+def test_ddpm_posterior_matches_closed_form():
+    """Eq. 6-7 of Ho et al.: mu = c0 x0 + ct xt, var = beta_tilde."""
+    sampler = DDPMSampler(SCHEDULE)
+    rng = np.random.default_rng(2)
+    x0 = keras.ops.convert_to_tensor(rng.normal(size=(1, 2, 2, 1)).astype("float32"))
+    xt = keras.ops.convert_to_tensor(rng.normal(size=(1, 2, 2, 1)).astype("float32"))
+    betas = SCHEDULE.betas
+    alpha_bars = np.cumprod(1 - betas)
+    for t in (1, 500, 999):
+        mean, variance = sampler.posterior_mean_variance(x0, xt, np.array(t))
+        c0 = np.sqrt(alpha_bars[t - 1]) * betas[t] / (1 - alpha_bars[t])
+        ct = np.sqrt(1 - betas[t]) * (1 - alpha_bars[t - 1]) / (1 - alpha_bars[t])
+        beta_tilde = (1 - alpha_bars[t - 1]) / (1 - alpha_bars[t]) * betas[t]
+        np.testing.assert_allclose(
+            _np(mean), c0 * _np(x0) + ct * _np(xt), rtol=1e-4, atol=1e-5
+        )
+        np.testing.assert_allclose(_np(variance), beta_tilde, rtol=1e-4)
+    # The step to x_0 adds no noise.
+    _, variance = sampler.posterior_mean_variance(x0, xt, np.array(0))
+    assert float(_np(variance)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_ddim_eta_one_single_step_matches_ddpm_posterior():
+    ddim = DDIMSampler(SCHEDULE, num_steps=1000, eta=1.0, clip_sample=False)
+    ddpm = DDPMSampler(SCHEDULE, clip_sample=False)
+    rng = np.random.default_rng(3)
+    xt = keras.ops.convert_to_tensor(rng.normal(size=(1, 3, 3, 1)).astype("float32"))
+    noise = keras.ops.convert_to_tensor(rng.normal(size=xt.shape).astype("float32"))
+    pred_noises = rng.normal(size=xt.shape).astype("float32")
+
+    def model_fn(samples, t):
+        return keras.ops.convert_to_tensor(pred_noises)
+
+    t, t_prev = np.array(400), np.array(399)
+    np.testing.assert_allclose(
+        _np(ddim.step(model_fn, xt, t, t_prev, noise)),
+        _np(ddpm.step(model_fn, xt, t, t_prev, noise)),
+        rtol=1e-4, atol=1e-5,
+    )
+
+
+def test_timesteps_cover_schedule():
+    pairs = DDIMSampler(SCHEDULE, num_steps=50).timesteps()
+    assert len(pairs) == 50 and pairs[0][0] == 999 and pairs[-1] == (0, -1)
+    assert all(t > t_prev for t, t_prev in pairs)
+    assert len(DDPMSampler(SCHEDULE).timesteps()) == 1000
+
+
+@pytest.mark.parametrize("steps", [0, -3, 1001])
+def test_bad_step_counts(steps):
+    with pytest.raises(ValueError, match="1 to 1000"):
+        DDIMSampler(SCHEDULE, num_steps=steps)
+    with pytest.raises(ValueError, match="1 to 1000"):
+        DDPMSampler(SCHEDULE, num_steps=steps)
+
+
+def test_negative_eta_is_rejected():
+    with pytest.raises(ValueError, match="eta"):
+        DDIMSampler(SCHEDULE, eta=-0.5)
