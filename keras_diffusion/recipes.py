@@ -23,7 +23,28 @@ RECIPES = {
         "batch_size": 128,
         "max_steps": 5000,
     },
+    "cfg": {
+        "network": {
+            "widths": (16, 32, 64),
+            "blocks_per_level": 1,
+            "attention_levels": (2,),
+            "embedding_dim": 128,
+            "num_classes": 10,
+            "class_input_channel": True,
+            "class_cross_attention": True,
+        },
+        "schedule": "linear",
+        "cond_drop_prob": 0.1,
+        "learning_rate": 1e-3,
+        "ema_momentum": 0.995,
+        "batch_size": 128,
+        "max_steps": 5000,
+    },
 }
+
+
+def is_conditional(kind):
+    return get_recipe(kind)["network"].get("num_classes") is not None
 
 
 def get_recipe(kind):
@@ -36,7 +57,8 @@ def build_model(kind, seed=None, learning_rate=None, compile=True):
     """Builds (and compiles) the default model of a recipe."""
     recipe = get_recipe(kind)
     network = UNet(image_shape=(28, 28, 1), **recipe["network"])
-    model = DDPM(network, schedule=recipe["schedule"], seed=seed, name=kind)
+    model = DDPM(network, schedule=recipe["schedule"], seed=seed,
+                 cond_drop_prob=recipe.get("cond_drop_prob", 0.1), name=kind)
     if compile:
         model.compile(
             optimizer=keras.optimizers.AdamW(

@@ -12,6 +12,7 @@ from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
 from keras_diffusion.recipes import build_model
 from keras_diffusion.recipes import get_recipe
+from keras_diffusion.recipes import is_conditional
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_dir
 from keras_diffusion.viz import save_image_grid
@@ -57,7 +58,7 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
                         ("max_steps", max_steps)):
         if value is not None and int(value) < 1:
             raise ValueError(f"`{name}` must be >= 1. Got {value}")
-    images, _ = load_mnist(data, "train")
+    images, labels = load_mnist(data, "train")
     out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
     images = to_model_range(images)
     steps_per_epoch = len(images) // batch_size
@@ -73,7 +74,9 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
 
     keras.utils.set_random_seed(seed)
     model = build_model(kind, seed=seed, learning_rate=learning_rate)
-    dataset = make_dataset(images, batch_size=batch_size, seed=seed)
+    conditional = is_conditional(kind)
+    dataset = make_dataset(images, labels if conditional else None,
+                           batch_size=batch_size, seed=seed)
 
     model_path = os.path.join(out_dir, f"{kind}.keras")
     backup_dir = os.path.join(out_dir, "backup")
@@ -141,9 +144,16 @@ class SampleGrid(keras.callbacks.Callback):
             return
         if keras.backend.backend() == "jax":
             self.model.jax_state_sync()
+        num_images, kwargs, num_columns = self.num_images, {}, None
+        if getattr(self.model, "conditional", False):
+            # Two rows, one column per class, with moderate guidance.
+            labels = np.tile(np.arange(self.model.num_classes), 2)
+            num_images, num_columns = len(labels), self.model.num_classes
+            kwargs = {"labels": labels, "guidance": 3.0}
         images = self.model.generate(
-            self.num_images, sampler="ddim", num_steps=self.num_steps,
-            seed=self.seed, progress=False,
+            num_images, sampler="ddim", num_steps=self.num_steps, seed=self.seed,
+            progress=False, **kwargs,
         )
         os.makedirs(self.directory, exist_ok=True)
-        save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"))
+        save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"),
+                        num_columns=num_columns)

@@ -71,7 +71,7 @@ def test_eager_and_compiled_sampling_agree(tiny_unet):
     kwargs = dict(sampler="ddpm", num_steps=4, seed=1, progress=False)
     compiled = model.generate(2, compile=True, **kwargs)
     eager = model.generate(2, compile=False, **kwargs)
-    np.testing.assert_allclose(compiled, eager, atol=1e-4)
+    np.testing.assert_allclose(compiled, eager, atol=1e-3)
 
 
 def test_save_and_load_roundtrip(tiny_unet, mnist_batch, tmp_path):

@@ -19,7 +19,7 @@ def _oracle(x0):
     """A network that knows the clean images: it returns the exact noise."""
     x0 = keras.ops.convert_to_tensor(x0)
 
-    def model_fn(samples, t):
+    def model_fn(samples, t, context=None):
         signal = keras.ops.sqrt(SCHEDULE.alpha_bar(t))
         noise = keras.ops.sqrt(1.0 - SCHEDULE.alpha_bar(t))
         return (samples - signal * x0) / noise

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_diffusion.layers import AttentionBlock
+from keras_diffusion.layers import CrossAttention
 from keras_diffusion.layers import Downsample
 from keras_diffusion.layers import ResBlock
 from keras_diffusion.layers import SinusoidalEmbedding
@@ -22,6 +23,19 @@ class UNet(keras.Model):
     time (a float in [0, 1]) enters every `ResBlock` through a sinusoidal
     embedding and a small MLP. The output convolution starts at zero.
 
+    With `num_classes`, the network also takes integer class labels, where
+    the label `num_classes` is the reserved "null" class (no condition, for
+    classifier-free guidance). The class enters through either or both of two
+    switchable routes:
+
+    - `class_input_channel`: a learned class embedding is mapped by a dense
+      layer to a `height x width` map and concatenated to the noisy image as
+      an extra input channel;
+    - `class_cross_attention`: a learned class embedding is split into
+      `num_class_tokens` tokens, which the image features attend to through
+      `CrossAttention` in the middle block and after every `ResBlock` of the
+      levels in `cross_attention_levels`.
+
     The network is used for noise prediction (DDPM), velocity prediction
     (rectified flow) and, with other heads, classification.
 
@@ -34,12 +48,19 @@ class UNet(keras.Model):
         embedding_dim: int, size of the time embedding.
         num_heads: int, heads of every attention block.
         dropout: float, dropout rate inside the `ResBlock`s.
+        num_classes: int or None; None makes an unconditional network.
+        class_input_channel: bool, the class as an extra input channel.
+        class_cross_attention: bool, the class through cross-attention.
+        num_class_tokens: int, tokens per class for cross-attention.
+        cross_attention_levels: tuple of levels that get cross-attention
+            besides the middle block.
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
         inputs: dict with `"noisy_images"` of shape
-            `(batch, height, width, channels)` and `"times"` of shape
-            `(batch,)`, floats in [0, 1].
+            `(batch, height, width, channels)`, `"times"` of shape
+            `(batch,)`, floats in [0, 1], and with `num_classes`, `"labels"`
+            of shape `(batch,)`, ints in `[0, num_classes]`.
 
     Example:
     >>> unet = UNet(image_shape=(28, 28, 1), widths=(16, 32))
@@ -60,15 +81,57 @@ class UNet(keras.Model):
         embedding_dim=128,
         num_heads=2,
         dropout=0.0,
+        num_classes=None,
+        class_input_channel=True,
+        class_cross_attention=True,
+        num_class_tokens=4,
+        cross_attention_levels=(),
         **kwargs,
     ):
         image_shape = tuple(image_shape)
         widths = tuple(widths)
         attention_levels = tuple(attention_levels)
+        cross_attention_levels = tuple(cross_attention_levels)
         _check_config(image_shape, widths, blocks_per_level, attention_levels)
+        if num_classes is not None:
+            _check_classes(num_classes, class_input_channel, class_cross_attention,
+                           cross_attention_levels, len(widths))
 
         noisy_images = keras.Input(image_shape, name="noisy_images")
         times = keras.Input((), name="times")
+        inputs = {"noisy_images": noisy_images, "times": times}
+        class_tokens = None
+        network_input = noisy_images
+        if num_classes is not None:
+            labels = keras.Input((), dtype="int32", name="labels")
+            inputs["labels"] = labels
+            if class_input_channel:
+                class_map = keras.layers.Embedding(
+                    num_classes + 1, embedding_dim, name="class_map_embedding"
+                )(labels)
+                class_map = keras.layers.Dense(
+                    image_shape[0] * image_shape[1], name="class_map_dense"
+                )(class_map)
+                class_map = keras.layers.Reshape(
+                    image_shape[:2] + (1,), name="class_map"
+                )(class_map)
+                network_input = keras.layers.Concatenate(name="class_channel")(
+                    [noisy_images, class_map]
+                )
+            if class_cross_attention:
+                class_tokens = keras.layers.Embedding(
+                    num_classes + 1,
+                    num_class_tokens * embedding_dim,
+                    name="class_token_embedding",
+                )(labels)
+                class_tokens = keras.layers.Reshape(
+                    (num_class_tokens, embedding_dim), name="class_tokens"
+                )(class_tokens)
+
+        def attend_to_class(x, name):
+            if class_tokens is None:
+                return x
+            return CrossAttention(num_heads, name=name)(x, class_tokens)
 
         embedding = SinusoidalEmbedding(embedding_dim // 2, name="time_sinusoids")(
             times
@@ -79,7 +142,7 @@ class UNet(keras.Model):
         embedding = keras.layers.Dense(embedding_dim, name="time_mlp_2")(embedding)
 
         x = keras.layers.Conv2D(widths[0], 3, padding="same", name="stem")(
-            noisy_images
+            network_input
         )
         skips = [x]
         last_level = len(widths) - 1
@@ -90,6 +153,8 @@ class UNet(keras.Model):
                 )
                 if level in attention_levels:
                     x = AttentionBlock(num_heads, name=f"down{level}_attn{block}")(x)
+                if level in cross_attention_levels:
+                    x = attend_to_class(x, f"down{level}_xattn{block}")
                 skips.append(x)
             if level < last_level:
                 x = Downsample(width, name=f"down{level}_downsample")(x)
@@ -97,6 +162,7 @@ class UNet(keras.Model):
 
         x = ResBlock(widths[-1], dropout, name="mid_res0")(x, embedding)
         x = AttentionBlock(num_heads, name="mid_attn")(x)
+        x = attend_to_class(x, "mid_xattn")
         x = ResBlock(widths[-1], dropout, name="mid_res1")(x, embedding)
 
         for level in reversed(range(len(widths))):
@@ -110,6 +176,8 @@ class UNet(keras.Model):
                 )
                 if level in attention_levels:
                     x = AttentionBlock(num_heads, name=f"up{level}_attn{block}")(x)
+                if level in cross_attention_levels:
+                    x = attend_to_class(x, f"up{level}_xattn{block}")
             if level > 0:
                 x = Upsample(widths[level - 1], name=f"up{level}_upsample")(x)
 
@@ -123,11 +191,7 @@ class UNet(keras.Model):
             name="out_conv",
         )(x)
 
-        super().__init__(
-            inputs={"noisy_images": noisy_images, "times": times},
-            outputs=outputs,
-            **kwargs,
-        )
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.image_shape = image_shape
         self.widths = widths
         self.blocks_per_level = blocks_per_level
@@ -135,6 +199,11 @@ class UNet(keras.Model):
         self.embedding_dim = embedding_dim
         self.num_heads = num_heads
         self.dropout = dropout
+        self.num_classes = num_classes
+        self.class_input_channel = class_input_channel
+        self.class_cross_attention = class_cross_attention
+        self.num_class_tokens = num_class_tokens
+        self.cross_attention_levels = cross_attention_levels
 
     def get_config(self):
         return {
@@ -147,6 +216,11 @@ class UNet(keras.Model):
             "embedding_dim": self.embedding_dim,
             "num_heads": self.num_heads,
             "dropout": self.dropout,
+            "num_classes": self.num_classes,
+            "class_input_channel": self.class_input_channel,
+            "class_cross_attention": self.class_cross_attention,
+            "num_class_tokens": self.num_class_tokens,
+            "cross_attention_levels": self.cross_attention_levels,
         }
 
     @classmethod
@@ -174,4 +248,20 @@ def _check_config(image_shape, widths, blocks_per_level, attention_levels):
         raise ValueError(
             f"`attention_levels` {bad} are not levels of widths {widths} "
             f"(valid: 0 to {len(widths) - 1})."
+        )
+
+
+def _check_classes(num_classes, input_channel, cross_attention, levels, num_levels):
+    if int(num_classes) < 1:
+        raise ValueError(f"`num_classes` must be >= 1 or None. Got {num_classes}")
+    if not (input_channel or cross_attention):
+        raise ValueError(
+            "A class-conditional UNet needs at least one route for the class: "
+            "set class_input_channel and/or class_cross_attention."
+        )
+    bad = [level for level in levels if not 0 <= level < num_levels]
+    if bad:
+        raise ValueError(
+            f"`cross_attention_levels` {bad} are not levels (valid: 0 to "
+            f"{num_levels - 1})."
         )

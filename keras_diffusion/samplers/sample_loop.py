@@ -5,22 +5,28 @@ from keras_diffusion.utils.compile import compile_function
 
 
 def make_step_function(sampler, model_fn, variables, compile=True):
-    """`(samples, t, t_next, noise) -> next samples`, compiled for the backend.
+    """`(samples, t, t_next, noise, context) -> next samples`, compiled.
 
     Args:
         sampler: object with `step(model_fn, samples, t, t_next, noise)`.
-        model_fn: callable `(samples, t) -> prediction`.
+        model_fn: callable `(samples, t, context) -> prediction`; `context`
+            carries per-call tensors such as class labels and the guidance
+            weight, so that changing them does not recompile.
         variables: the Keras variables that `model_fn` reads.
         compile: bool; `False` steps eagerly (for debugging and benchmarks).
     """
 
-    def step(samples, t, t_next, noise):
-        return sampler.step(model_fn, samples, t, t_next, noise)
+    def step(samples, t, t_next, noise, context):
+        def network(x, timestep):
+            return model_fn(x, timestep, context)
+
+        return sampler.step(network, samples, t, t_next, noise)
 
     return compile_function(step, variables) if compile else step
 
 
-def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True):
+def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
+                context=None):
     """Runs `sampler` from `initial_noise` and returns the final samples.
 
     Calls the (compiled) `step_fn` once per timestep pair from a Python loop,
@@ -35,6 +41,7 @@ def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True):
         seed: int, seeds the per-step noise.
         progress: bool, show a progress bar; or a `keras.utils.Progbar`
             to advance by one per step (for a bar over several batches).
+        context: passed to every step (see `make_step_function`).
 
     Returns:
         NumPy float32 array shaped like `initial_noise`.
@@ -51,7 +58,7 @@ def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True):
             noise = keras.ops.convert_to_tensor(
                 rng.standard_normal(initial_noise.shape).astype("float32")
             )
-        samples = step_fn(samples, _scalar(t), _scalar(t_next), noise)
+        samples = step_fn(samples, _scalar(t), _scalar(t_next), noise, context)
         if bar:
             bar.add(1)
     return keras.ops.convert_to_numpy(samples)
