@@ -6,7 +6,7 @@ import sys
 import click
 
 BACKENDS = ("tensorflow", "jax", "torch")
-TRAIN_KINDS = ("ddpm",)
+TRAIN_KINDS = ("ddpm", "vae", "ldm", "cfg", "evaluator")
 SAMPLERS = ("ddpm", "ddim")
 
 
@@ -80,13 +80,32 @@ def cli():
 @click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Output directory (default: runs/KIND/).")
 @click.option("--seed", type=int, default=0, show_default=True)
-def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, seed):
-    """Train a model of KIND on MNIST; rerun the same command to resume."""
+@click.option("--vae", default=None,
+              help="For ldm and cfg: a trained VAE (.keras path or shipped "
+                   "name); without it, one is trained first.")
+def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, seed,
+          vae):
+    """Train a model of KIND on MNIST; rerun the same command to resume.
+
+    KIND `evaluator` trains the digit classifier that `kd evaluate` uses
+    (in a few minutes; it does not resume).
+    """
     from keras_diffusion.training import train as train_model
 
+    if kind == "evaluator":
+        from keras_diffusion.evaluator_training import train_evaluator
+
+        if max_steps is not None:
+            raise KDError("--max-steps does not apply to `kd train evaluator`; "
+                          "use --epochs.")
+        path = _run(train_evaluator, data=data, epochs=epochs,
+                    batch_size=batch_size, out_dir=out_dir, seed=seed,
+                    learning_rate=learning_rate)
+        click.echo(f"Saved {path}")
+        return
     path = _run(train_model, kind, data=data, epochs=epochs, max_steps=max_steps,
                 batch_size=batch_size, out_dir=out_dir, seed=seed,
-                learning_rate=learning_rate)
+                learning_rate=learning_rate, vae=vae)
     click.echo(f"Saved {path}")
 
 
@@ -99,20 +118,107 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
               help="Denoising steps (default: 1000 for ddpm, 50 for ddim).")
 @click.option("--eta", type=float, default=0.0, show_default=True,
               help="DDIM noise scale (0: deterministic).")
-@click.option("--num", type=int, default=16, show_default=True,
-              callback=_positive, help="Number of images.")
+@click.option("--num", type=int, default=None, callback=_positive,
+              help="Number of images (default 16; 8 per class for a "
+                   "class-conditional model without --class).")
+@click.option("--class", "label", type=int, default=None,
+              help="Digit to generate (class-conditional models); without it, "
+                   "one row per digit.")
+@click.option("--guidance", type=float, default=None,
+              help="Classifier-free guidance weight, >= 0 (default 4; 0 is "
+                   "unconditional, 1 plain conditional).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(), default="samples.png",
               show_default=True, help=".png grid or .npz of images in [0, 1].")
-def sample(model, sampler, steps, eta, num, seed, out):
+def sample(model, sampler, steps, eta, num, label, guidance, seed, out):
     """Sample images from a trained model."""
     from keras_diffusion.sampling import sample as sample_images
 
     if eta < 0:
         raise KDError(f"--eta must be >= 0. Got {eta}")
+    if label is not None and not 0 <= label <= 9:
+        raise KDError(f"--class must be a digit, 0-9. Got {label}")
+    if guidance is not None and guidance < 0:
+        raise KDError(f"--guidance must be >= 0. Got {guidance}")
     _run(sample_images, model=model, sampler=sampler, num_steps=steps,
-         num_images=num, seed=seed, out=out, eta=eta)
+         num_images=num, seed=seed, out=out, eta=eta, label=label,
+         guidance=guidance)
     click.echo(f"Wrote {out}")
+
+
+@cli.command()
+@click.option("--model", default=None,
+              help="Shipped model name (see `kd info`) or .keras path to sample from.")
+@click.option("--samples", type=click.Path(), default=None,
+              help="Score this .npz instead: `images` in [0, 1] (from "
+                   "`kd sample --out FILE.npz`) and optional `labels`.")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim",
+              show_default=True)
+@click.option("--steps", type=int, default=None, callback=_positive,
+              help="Denoising steps (default: 1000 for ddpm, 50 for ddim).")
+@click.option("--num", type=int, default=1000, show_default=True,
+              callback=_positive, help="Number of images to sample.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--data", type=click.Path(), default=None,
+              help="MNIST IDX directory or .npz (default: tensorflow-datasets, "
+                   "which needs internet).")
+@click.option("--class", "label", type=int, default=None,
+              help="Class-conditional models: sample only this digit "
+                   "(default: every digit in turn).")
+@click.option("--guidance", type=float, default=None,
+              help="Class-conditional models: guidance weight, >= 0 (default 4).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the results as one JSON object.")
+def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
+             as_json):
+    """Score samples with the shipped MNIST evaluator (see docs/evaluation.md).
+
+    Samples --num images from --model, or reads --samples, then prints the
+    FID against as many MNIST test images (in the evaluator's feature space),
+    the floor (the FID of as many real training digits), the confident rate
+    and, when the file has labels, the class accuracy.
+    """
+    import json
+
+    from keras_diffusion.evaluation import evaluate as evaluate_samples
+
+    if (model is None) == (samples is None):
+        raise KDError("Pass exactly one of --model (sample, then score) and "
+                      "--samples (score an .npz).")
+    if samples is not None:
+        from click.core import ParameterSource
+
+        context = click.get_current_context()
+        given = [f"--{name}" for name in ("sampler", "steps", "num", "seed",
+                                          "label", "guidance")
+                 if context.get_parameter_source(name) != ParameterSource.DEFAULT]
+        given = ["--class" if name == "--label" else name for name in given]
+        if given:
+            raise KDError(f"{', '.join(given)} apply only with --model, not "
+                          "with --samples.")
+    if label is not None and not 0 <= label <= 9:
+        raise KDError(f"--class must be a digit, 0-9. Got {label}")
+    result = _run(evaluate_samples, model=model, samples=samples, sampler=sampler,
+                  num_steps=steps, num_images=num, seed=seed, data=data,
+                  progress=not as_json, label=label, guidance=guidance)
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    rows = [
+        ("samples", f"{result['num']}"),
+        ("FID", f"{result['fid']:.2f}  (vs {result['num']} MNIST test images)"),
+        ("floor", f"{result['floor']:.2f}  (real train vs test, same count)"),
+        ("confident rate", f"{result['confident_rate']:.1%}  (p >= 0.9)"),
+    ]
+    if result["accuracy"] is not None:
+        rows.append(("accuracy", f"{result['accuracy']:.1%}  (vs labels)"))
+    if result["sampling_seconds"] is not None:
+        guided = ("" if result["guidance"] is None
+                  else f", guidance {result['guidance']:g}")
+        rows.append(("sampling time", f"{result['sampling_seconds']:.1f} s  "
+                     f"({result['sampler']}, {result['num_steps']} steps{guided})"))
+    for name, value in rows:
+        click.echo(f"{name:<16}{value}")
 
 
 @cli.command()

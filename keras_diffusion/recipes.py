@@ -1,50 +1,53 @@
 """Default models and training settings for each `kd train` kind.
 
-A recipe names a model builder and the settings that `kd train KIND` uses
-when a flag is not given. The figures in `docs/` come from these recipes.
+A recipe names the model type, its network settings, and the training
+settings that `kd train KIND` uses when a flag is not given. The figures in
+`docs/` come from these recipes.
 """
 
 import keras
 
 from keras_diffusion.models import DDPM
+from keras_diffusion.models import VAE
+from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.networks import UNet
+from keras_diffusion.networks import VAEDecoder
+from keras_diffusion.networks import VAEEncoder
+
+_PIXEL_UNET = {
+    "image_shape": (28, 28, 1),
+    "widths": (16, 32, 64),
+    "blocks_per_level": 1,
+    "attention_levels": (2,),
+    "embedding_dim": 128,
+}
+_LATENT_UNET = {
+    "image_shape": (7, 7, 4),
+    "widths": (64,),
+    "blocks_per_level": 2,
+    "attention_levels": (0,),
+    "embedding_dim": 128,
+}
+_TRAINING = {"learning_rate": 1e-3, "ema_momentum": 0.995, "batch_size": 128,
+             "max_steps": 3000}
 
 RECIPES = {
-    "ddpm": {
-        "network": {
-            "widths": (16, 32, 64),
-            "blocks_per_level": 1,
-            "attention_levels": (2,),
-            "embedding_dim": 128,
-        },
-        "schedule": "linear",
-        "learning_rate": 1e-3,
-        "ema_momentum": 0.995,
-        "batch_size": 128,
-        "max_steps": 5000,
-    },
-    "cfg": {
-        "network": {
-            "widths": (16, 32, 64),
-            "blocks_per_level": 1,
-            "attention_levels": (2,),
-            "embedding_dim": 128,
-            "num_classes": 10,
-            "class_input_channel": True,
-            "class_cross_attention": True,
-        },
-        "schedule": "linear",
-        "cond_drop_prob": 0.1,
-        "learning_rate": 1e-3,
-        "ema_momentum": 0.995,
-        "batch_size": 128,
-        "max_steps": 5000,
-    },
+    # Pixel-space DDPM, unconditional.
+    "ddpm": {"model": "ddpm", "network": _PIXEL_UNET, "schedule": "linear",
+             **_TRAINING},
+    # VAE with a 7x7x4 latent, for the latent models.
+    "vae": {"model": "vae", "latent_channels": 4, "kl_weight": 1e-3,
+            "learning_rate": 2e-3, "batch_size": 128, "max_steps": 1500},
+    # DDPM on the VAE's latents, unconditional.
+    "ldm": {"model": "latent", "network": _LATENT_UNET, "schedule": "linear",
+            **_TRAINING},
+    # DDPM on the VAE's latents, class-conditional (input channel and
+    # cross-attention), trained with condition dropout for guidance.
+    "cfg": {"model": "latent", "schedule": "linear", "cond_drop_prob": 0.1,
+            "network": dict(_LATENT_UNET, num_classes=10,
+                            class_input_channel=True, class_cross_attention=True),
+            **_TRAINING},
 }
-
-
-def is_conditional(kind):
-    return get_recipe(kind)["network"].get("num_classes") is not None
 
 
 def get_recipe(kind):
@@ -53,19 +56,41 @@ def get_recipe(kind):
     return RECIPES[kind]
 
 
-def build_model(kind, seed=None, learning_rate=None, compile=True):
-    """Builds (and compiles) the default model of a recipe."""
+def is_conditional(kind):
+    return get_recipe(kind).get("network", {}).get("num_classes") is not None
+
+
+def needs_vae(kind):
+    return get_recipe(kind)["model"] == "latent"
+
+
+def build_model(kind, seed=None, learning_rate=None, compile=True, vae=None,
+                latent_scale=1.0):
+    """Builds (and compiles) the default model of a recipe.
+
+    Latent recipes need a trained `vae` and its `latent_scale`.
+    """
     recipe = get_recipe(kind)
-    network = UNet(image_shape=(28, 28, 1), **recipe["network"])
-    model = DDPM(network, schedule=recipe["schedule"], seed=seed,
-                 cond_drop_prob=recipe.get("cond_drop_prob", 0.1), name=kind)
-    if compile:
-        model.compile(
-            optimizer=keras.optimizers.AdamW(
-                learning_rate or recipe["learning_rate"],
-                weight_decay=1e-4,
-                use_ema=True,
-                ema_momentum=recipe["ema_momentum"],
-            )
+    if recipe["model"] == "vae":
+        channels = recipe["latent_channels"]
+        model = VAE(VAEEncoder(latent_channels=channels),
+                    VAEDecoder(latent_shape=(7, 7, channels)),
+                    kl_weight=recipe["kl_weight"], seed=seed, name=kind)
+        optimizer = keras.optimizers.Adam(learning_rate or recipe["learning_rate"])
+    else:
+        network = UNet(**recipe["network"])
+        common = dict(schedule=recipe["schedule"], seed=seed,
+                      cond_drop_prob=recipe.get("cond_drop_prob", 0.1), name=kind)
+        if recipe["model"] == "latent":
+            if vae is None:
+                raise ValueError(f"Recipe {kind!r} needs a trained VAE.")
+            model = LatentDiffusion(network, vae, latent_scale, **common)
+        else:
+            model = DDPM(network, **common)
+        optimizer = keras.optimizers.AdamW(
+            learning_rate or recipe["learning_rate"], weight_decay=1e-4,
+            use_ema=True, ema_momentum=recipe["ema_momentum"],
         )
+    if compile:
+        model.compile(optimizer=optimizer)
     return model

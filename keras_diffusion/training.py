@@ -10,9 +10,13 @@ import numpy as np
 from keras_diffusion.data import load_mnist
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
+from keras_diffusion.models import LatentDiffusion
+from keras_diffusion.models import VAE
+from keras_diffusion.pretrained import load_model
 from keras_diffusion.recipes import build_model
 from keras_diffusion.recipes import get_recipe
 from keras_diffusion.recipes import is_conditional
+from keras_diffusion.recipes import needs_vae
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_dir
 from keras_diffusion.viz import save_image_grid
@@ -23,15 +27,18 @@ class TrainingError(RuntimeError):
 
 
 def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
-          out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1):
+          out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1,
+          vae=None):
     """Trains the default model of `kind` on MNIST and saves it.
 
     Writes to `out_dir` (default `runs/<kind>/`): `<kind>.keras` (the final
     model, EMA weights, with its optimizer so training can continue),
-    `log.csv` (loss per epoch), `samples/epoch_NNN.png` (a DDIM grid at the
-    end of every `sample_every` epochs) and, while training, `backup/`. A
-    rerun of the same call after a crash resumes from the last completed
-    epoch (`keras.callbacks.BackupAndRestore`).
+    `log.csv` (loss per epoch), `samples/epoch_NNN.png` (a DDIM grid, or for
+    a VAE originals over reconstructions, at the end of every
+    `sample_every` epochs) and, while training, `backup/`. A rerun of the
+    same call after a crash resumes from the last completed epoch
+    (`keras.callbacks.BackupAndRestore`). Latent kinds without `vae` first
+    train one into `out_dir/vae/` (reused on a rerun).
 
     Args:
         kind: str, a recipe name (see `keras_diffusion.recipes.RECIPES`).
@@ -46,11 +53,14 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         learning_rate: float; default from the recipe.
         sample_every: int, epochs between sample grids (0: none).
         verbose: Keras verbosity (1: progress bar).
+        vae: for latent kinds, a shipped name or `.keras` path of a trained
+            VAE; `None` trains one first.
 
     Returns:
         The path of the saved `.keras` model.
     """
     recipe = get_recipe(kind)
+    requested = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size}
     if epochs is None and max_steps is None:
         max_steps = recipe["max_steps"]
     batch_size = recipe["batch_size"] if batch_size is None else int(batch_size)
@@ -72,8 +82,16 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         needed = math.ceil(int(max_steps) / steps_per_epoch)
         epochs = needed if epochs is None else min(int(epochs), needed)
 
+    if vae is not None and not needs_vae(kind):
+        raise ValueError(f"--vae applies to latent models, not to {kind!r}.")
+    vae_model, latent_scale = None, 1.0
+    if needs_vae(kind):
+        vae_model = _get_vae(vae, out_dir, data=data, seed=seed, verbose=verbose,
+                             **requested)
+        latent_scale = LatentDiffusion.compute_latent_scale(vae_model, images)
     keras.utils.set_random_seed(seed)
-    model = build_model(kind, seed=seed, learning_rate=learning_rate)
+    model = build_model(kind, seed=seed, learning_rate=learning_rate,
+                        vae=vae_model, latent_scale=latent_scale)
     conditional = is_conditional(kind)
     dataset = make_dataset(images, labels if conditional else None,
                            batch_size=batch_size, seed=seed)
@@ -90,8 +108,10 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         MaxSteps(max_steps, steps_per_epoch),
     ]
     if sample_every:
+        grid = ReconstructionGrid if isinstance(model, VAE) else SampleGrid
         callbacks.append(
-            SampleGrid(os.path.join(out_dir, "samples"), every=sample_every, seed=seed)
+            grid(os.path.join(out_dir, "samples"), every=sample_every, seed=seed,
+                 images=images)
         )
     try:
         model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
@@ -108,6 +128,19 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         model.save(tmp)
     shutil.rmtree(backup_dir, ignore_errors=True)
     return model_path
+
+
+def _get_vae(vae, out_dir, **train_kwargs):
+    """Loads the given VAE, or trains one into `out_dir/vae/` (reused).
+
+    `train_kwargs` (data, and the step and batch settings the user gave)
+    apply to the VAE's training too.
+    """
+    if vae is None:
+        vae = os.path.join(out_dir, "vae", "vae.keras")
+        if not os.path.isfile(vae):
+            vae = train("vae", out_dir=os.path.dirname(vae), **train_kwargs)
+    return load_model(vae, expected_type=VAE)
 
 
 class MaxSteps(keras.callbacks.Callback):
@@ -131,7 +164,8 @@ class MaxSteps(keras.callbacks.Callback):
 class SampleGrid(keras.callbacks.Callback):
     """Writes a grid of DDIM samples at the end of every `every` epochs."""
 
-    def __init__(self, directory, every=1, num_images=16, num_steps=20, seed=0):
+    def __init__(self, directory, every=1, num_images=16, num_steps=20, seed=0,
+                 images=None):
         super().__init__()
         self.directory = directory
         self.every = every
@@ -157,3 +191,24 @@ class SampleGrid(keras.callbacks.Callback):
         os.makedirs(self.directory, exist_ok=True)
         save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"),
                         num_columns=num_columns)
+
+
+class ReconstructionGrid(keras.callbacks.Callback):
+    """Writes 8 training images (top) over their VAE reconstructions."""
+
+    def __init__(self, directory, every=1, seed=0, images=None):
+        super().__init__()
+        self.directory = directory
+        self.every = every
+        self.images = images[:8]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        if keras.backend.backend() == "jax":
+            self.model.jax_state_sync()
+        reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
+        both = (np.concatenate([self.images, reconstructions]) + 1.0) / 2.0
+        os.makedirs(self.directory, exist_ok=True)
+        save_image_grid(both, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"),
+                        num_columns=len(self.images))

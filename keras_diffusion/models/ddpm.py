@@ -145,9 +145,10 @@ class DDPM(keras.Model):
     def make_sampler(self, sampler="ddim", num_steps=None, eta=0.0):
         """Returns a DDPM or DDIM sampler for this model's schedule."""
         if sampler == "ddpm":
-            return DDPMSampler(self.schedule, num_steps)
+            return DDPMSampler(self.schedule, num_steps, clip_sample=self.clip_sample)
         if sampler == "ddim":
-            return DDIMSampler(self.schedule, 50 if num_steps is None else num_steps, eta)
+            return DDIMSampler(self.schedule, 50 if num_steps is None else num_steps,
+                               eta, clip_sample=self.clip_sample)
         raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
 
     def generate(self, num_images=16, sampler="ddim", num_steps=None, eta=0.0,
@@ -207,8 +208,15 @@ class DDPM(keras.Model):
                     context=context,
                 )
             )
-        images = np.concatenate(outputs)
-        return np.clip((images + 1.0) / 2.0, 0.0, 1.0)
+        return self.to_images(np.concatenate(outputs))
+
+    # Pixel models denoise images in [-1, 1]; `LatentDiffusion` overrides
+    # these two to denoise latents and decode them.
+    clip_sample = True
+
+    def to_images(self, samples):
+        """Denoised samples -> images in [0, 1] (NumPy)."""
+        return np.clip((samples + 1.0) / 2.0, 0.0, 1.0)
 
     def _check_labels(self, labels, guidance, num_images):
         if guidance is not None and float(guidance) < 0:

@@ -1,5 +1,8 @@
-"""Networks: the denoising UNet (and, in later modules, VAE and classifiers)."""
+"""Networks: the denoising UNet, the VAE's encoder and decoder, classifiers."""
 
+from keras_diffusion.networks.mnist_classifier import MNISTClassifier
 from keras_diffusion.networks.unet import UNet
+from keras_diffusion.networks.vae_decoder import VAEDecoder
+from keras_diffusion.networks.vae_encoder import VAEEncoder
 
-__all__ = ["UNet"]
+__all__ = ["MNISTClassifier", "UNet", "VAEDecoder", "VAEEncoder"]

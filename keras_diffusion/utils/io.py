@@ -23,8 +23,11 @@ def atomic_path(path):
     stem, extension = os.path.splitext(os.path.basename(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=extension)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; use the usual mode
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

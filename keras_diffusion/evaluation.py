@@ -1,0 +1,156 @@
+"""`evaluate()`: the library function behind `kd evaluate`."""
+
+import os
+import time
+
+import numpy as np
+
+from keras_diffusion.metrics import Evaluator
+
+
+def evaluate(model=None, samples=None, sampler="ddim", num_steps=None,
+             num_images=1000, seed=0, data=None, progress=False, label=None,
+             guidance=None):
+    """Scores a model's samples, or a file of images, with the shipped evaluator.
+
+    Pass exactly one of `model` (sampled here) and `samples` (an `.npz`).
+    The model, the evaluator and the real MNIST images are all loaded before
+    any sampling, so a bad argument fails at once, not after minutes.
+
+    Args:
+        model: a shipped model name, a `.keras` path or a `DDPM` to sample
+            `num_images` images from.
+        samples: path of an `.npz` holding `images`, float32
+            `(N, 28, 28, 1)` in [0, 1] (as `kd sample --out FILE.npz`
+            writes), and optionally `labels`, ints `(N,)`.
+        sampler: `"ddpm"` or `"ddim"` (with `model` only).
+        num_steps: int, denoising steps (default: T for DDPM, 50 for DDIM).
+        num_images: int, images to sample (with `model` only).
+        seed: int, seeds the sampling noise.
+        data: `None` (tensorflow-datasets) or an MNIST path, as for
+            `keras_diffusion.data.load_mnist`.
+        progress: bool, show a sampling progress bar.
+        label: for a class-conditional model, the class of every sample;
+            `None` samples the classes in turn (equal counts).
+        guidance: float >= 0, classifier-free guidance weight for a
+            class-conditional model (default: `sampling.DEFAULT_GUIDANCE`).
+
+    Returns:
+        A dict: `num`, `fid` (against as many MNIST test images), `floor`
+        (real train vs test images, same count), `confident_rate`,
+        `accuracy` (`None` without labels), `sampling_seconds`, `sampler`,
+        `num_steps` and `seed` (the last four `None` for `samples`).
+    """
+    if (model is None) == (samples is None):
+        raise ValueError(
+            "Pass exactly one of `model` (a model to sample from) and "
+            "`samples` (an .npz of images); got "
+            f"{'both' if model is not None else 'neither'}."
+        )
+    labels = None
+    if samples is not None:
+        images, labels = load_samples(samples)
+        num_images = len(images)
+    else:
+        from keras_diffusion.models import DDPM
+        from keras_diffusion.pretrained import load_model
+
+        if int(num_images) < 1:
+            raise ValueError(f"--num must be >= 1. Got {num_images}")
+        if num_steps is not None and int(num_steps) < 1:
+            raise ValueError(f"--steps must be >= 1. Got {num_steps}")
+        if not isinstance(model, DDPM):
+            model = load_model(model, expected_type=DDPM)
+        num_steps = model.make_sampler(sampler, num_steps).num_steps  # validates
+        labels, guidance = _sampling_labels(model, label, guidance, int(num_images))
+
+    evaluator = Evaluator.load()
+    evaluator.floor(num_images, data)  # loads and caches the real features
+
+    sampling_seconds = None
+    if model is not None:
+        start = time.perf_counter()
+        images = model.generate(int(num_images), sampler=sampler,
+                                num_steps=num_steps, seed=seed, progress=progress,
+                                labels=labels, guidance=guidance)
+        sampling_seconds = time.perf_counter() - start
+
+    result = evaluator.evaluate(images, labels=labels, data=data)
+    result.update(
+        sampling_seconds=sampling_seconds,
+        sampler=None if model is None else sampler,
+        num_steps=None if model is None else int(num_steps),
+        seed=None if model is None else int(seed),
+        guidance=guidance,
+    )
+    return result
+
+
+def _sampling_labels(model, label, guidance, num_images):
+    """Labels and guidance to sample a model with, validated."""
+    from keras_diffusion.sampling import DEFAULT_GUIDANCE
+
+    if guidance is not None and guidance < 0:
+        raise ValueError(f"--guidance must be >= 0. Got {guidance}")
+    if not model.conditional:
+        if label is not None or guidance is not None:
+            raise ValueError("--class and --guidance need a class-conditional "
+                             "model; this one is unconditional.")
+        return None, None
+    if label is not None and not 0 <= label < model.num_classes:
+        raise ValueError(f"--class must be in 0-{model.num_classes - 1}. Got {label}")
+    if label is None:
+        labels = np.arange(num_images) % model.num_classes
+    else:
+        labels = np.full((num_images,), label)
+    return labels, DEFAULT_GUIDANCE if guidance is None else float(guidance)
+
+
+def load_samples(path):
+    """Reads `images` (and `labels`, if present) from a samples `.npz`."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(
+            f"Samples file {path!r} does not exist; write one with "
+            "`kd sample --num N --out FILE.npz`."
+        )
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except Exception as error:
+        raise ValueError(
+            f"Could not read {path!r} as an .npz file ({type(error).__name__})."
+        ) from None
+    if "images" not in arrays:
+        raise ValueError(
+            f"{path!r} has no `images` array (it holds: "
+            f"{', '.join(sorted(arrays)) or 'nothing'}); `kd sample --out "
+            "FILE.npz` writes one."
+        )
+    images = arrays["images"]
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[1:] != (28, 28, 1) or len(images) == 0:
+        raise ValueError(
+            f"`images` in {path!r} has shape {images.shape}; expected "
+            "(N, 28, 28, 1) with N >= 1."
+        )
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(
+            f"`images` in {path!r} has dtype {images.dtype}; expected floats "
+            "in [0, 1]."
+        )
+    if not np.all(np.isfinite(images)) or images.min() < 0 or images.max() > 1:
+        raise ValueError(
+            f"`images` in {path!r} must be finite and in [0, 1] (as `kd sample` "
+            f"writes them). Got values from {images.min():.3g} to "
+            f"{images.max():.3g}."
+        )
+    labels = arrays.get("labels")
+    if labels is not None and (labels.shape != (len(images),)
+                               or not np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError(
+            f"`labels` in {path!r} has shape {labels.shape} and dtype "
+            f"{labels.dtype}; expected ints of shape ({len(images)},)."
+        )
+    return images, labels

@@ -1,0 +1,95 @@
+"""The VAE and latent diffusion."""
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import randomize
+from keras_diffusion.models import VAE
+from keras_diffusion.models import LatentDiffusion
+from keras_diffusion.networks import UNet
+from keras_diffusion.networks import VAEDecoder
+from keras_diffusion.networks import VAEEncoder
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _vae():
+    return VAE(VAEEncoder(latent_channels=2, widths=(8, 16, 16)),
+               VAEDecoder((7, 7, 2), widths=(16, 16, 8)), kl_weight=0.01, seed=0)
+
+
+def _latent_unet(**kwargs):
+    return UNet((7, 7, 2), widths=(16,), attention_levels=(0,), embedding_dim=32,
+                num_heads=1, **kwargs)
+
+
+def test_vae_shapes(mnist_batch):
+    images, _ = mnist_batch
+    vae = _vae()
+    latents = vae.encode(images[:3])
+    assert tuple(latents.shape) == (3, 7, 7, 2)
+    sampled = _np(vae.encode(images[:3], sample=True))
+    assert np.abs(sampled - _np(latents)).max() > 0  # a draw, not the mean
+    decoded = _np(vae.decode(latents))
+    assert decoded.shape == (3, 28, 28, 1)
+    assert decoded.min() >= -1 and decoded.max() <= 1
+
+
+def test_kl_matches_closed_form():
+    rng = np.random.default_rng(0)
+    mean = rng.normal(size=(2, 7, 7, 2)).astype("float32")
+    log_variance = rng.normal(size=(2, 7, 7, 2)).astype("float32")
+    variance = np.exp(log_variance.astype("float64"))
+    # KL(N(m, s^2) || N(0, 1)) = log(1/s) + (s^2 + m^2) / 2 - 1/2, per element.
+    expected = np.mean(-0.5 * log_variance + (variance + mean**2) / 2 - 0.5)
+    got = float(_np(VAE.kl_divergence(mean, log_variance)))
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert float(_np(VAE.kl_divergence(np.zeros(3), np.zeros(3)))) == 0.0
+
+
+def test_vae_fit_lowers_loss_and_reports_terms(mnist_batch):
+    images, _ = mnist_batch
+    vae = _vae()
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = vae.fit(images, batch_size=32, epochs=3, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
+    assert {"reconstruction", "kl"} <= set(history)
+
+
+def test_latent_scale_gives_unit_variance(mnist_batch):
+    images, _ = mnist_batch
+    vae = _vae()
+    scale = LatentDiffusion.compute_latent_scale(vae, images)
+    latents = _np(vae.encode(images)) * scale
+    assert latents.std() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_latent_diffusion_fit_sample_and_roundtrip(mnist_batch, tmp_path):
+    images, labels = mnist_batch
+    vae = _vae()
+    model = LatentDiffusion(_latent_unet(num_classes=10), vae,
+                            LatentDiffusion.compute_latent_scale(vae, images))
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3, use_ema=True))
+    frozen = {id(v) for v in vae.weights}
+    history = model.fit(images[:64], labels[:64], batch_size=32, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert not any(id(v) in frozen for v in model.trainable_variables)
+    randomize(model.network)
+    kwargs = dict(num_images=3, sampler="ddim", num_steps=4, seed=5, labels=[1, 2, 3],
+                  guidance=2.0, progress=False)
+    out = model.generate(**kwargs)
+    assert out.shape == (3, 28, 28, 1) and 0 <= out.min() and out.max() <= 1
+    path = str(tmp_path / "ldm.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, LatentDiffusion)
+    assert loaded.latent_scale == model.latent_scale
+    np.testing.assert_allclose(loaded.generate(**kwargs), out, atol=1e-5)
+
+
+def test_latent_shape_mismatch_is_explained():
+    with pytest.raises(ValueError, match="image_shape"):
+        LatentDiffusion(UNet((8, 8, 2), widths=(16,), attention_levels=()), _vae())
