@@ -110,7 +110,7 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
 
 
 @cli.command()
-@click.option("--model", default="ddpm", show_default=True,
+@click.option("--model", default="cfg", show_default=True,
               help="Shipped model name (see `kd info`) or .keras path.")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim",
               show_default=True)

@@ -11,7 +11,6 @@ WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
 PRETRAINED = {
     "cfg": ("cfg.keras", "latent DDPM, class-conditional with guidance (kd train cfg)"),
     "ddpm": ("ddpm.keras", "pixel-space DDPM, unconditional (kd train ddpm)"),
-    "ldm": ("ldm.keras", "latent DDPM on the VAE's 7x7x4 latents (kd train ldm)"),
     "vae": ("vae.keras", "VAE with a 7x7x4 latent (kd train vae)"),
     "evaluator": (
         "evaluator.keras", "MNIST classifier that scores samples (kd train evaluator)"

@@ -26,7 +26,7 @@ def check_output_path(out):
     check_writable_dir(os.path.dirname(os.path.abspath(out)), create=False)
 
 
-def sample(model="ddpm", sampler="ddim", num_steps=None, num_images=None, seed=0,
+def sample(model="cfg", sampler="ddim", num_steps=None, num_images=None, seed=0,
            out="samples.png", eta=0.0, label=None, guidance=None, progress=True):
     """Samples from a model and writes a PNG grid or an `.npz` of images.
 
