@@ -78,6 +78,8 @@ class VAE(keras.Model):
     @staticmethod
     def kl_divergence(mean, log_variance):
         """Per-element mean of KL(N(mean, exp(log_variance)) || N(0, 1))."""
+        mean = ops.convert_to_tensor(mean)
+        log_variance = ops.convert_to_tensor(log_variance)
         return -0.5 * ops.mean(1.0 + log_variance - ops.square(mean)
                                - ops.exp(log_variance))
 
