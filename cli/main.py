@@ -1,13 +1,19 @@
 """`kd`: a thin click layer; each command calls one library function."""
 
+import math
 import os
 import sys
 
 import click
 
 BACKENDS = ("tensorflow", "jax", "torch")
-TRAIN_KINDS = ("ddpm", "vae", "ldm", "cfg", "evaluator")
-SAMPLERS = ("ddpm", "ddim")
+TRAIN_KINDS = ("ddpm", "vae", "ldm", "cfg", "rf-pixel", "rf-latent", "reflow",
+               "evaluator")
+SAMPLERS = ("ddpm", "ddim", "euler", "heun")
+SAMPLER_HELP = ("ddpm or ddim for diffusion models, euler or heun for flows "
+                "(default: ddim, or euler for a flow).")
+STEPS_HELP = ("Sampling steps (default: 1000 for ddpm, 50 for ddim, 16 for euler, "
+              "8 for heun).")
 
 
 class KDError(click.ClickException):
@@ -41,6 +47,7 @@ def _run(function, *args, **kwargs):
     except (DataError, ModelFileError, ValueError, FileNotFoundError) as error:
         raise KDError(_one_line(error)) from None
     except TrainingError as error:
+        click.echo()  # end the line of Keras' progress bar (on stdout)
         raise click.ClickException(_one_line(error)) from None
 
 
@@ -48,9 +55,26 @@ def _one_line(error):
     return " ".join(str(error).split())
 
 
+def _given(flags):
+    """`"--a is"` / `"--a, --b are"` for the flags given (not `None`), or ""."""
+    given = [name for name, value in flags.items() if value is not None]
+    if not given:
+        return ""
+    return f"{', '.join(given)} {'is' if len(given) == 1 else 'are'}"
+
+
 def _positive(ctx, param, value):
     if value is not None and value < 1:
         raise click.BadParameter(f"must be >= 1, got {value}.")
+    return value
+
+
+MAX_SEED = 2**32 - 1
+
+
+def _seed(ctx, param, value):
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise click.BadParameter(f"must be in 0 to {MAX_SEED}, got {value}.")
     return value
 
 
@@ -79,18 +103,48 @@ def cli():
               help="Peak learning rate (default: the recipe's).")
 @click.option("--out", "out_dir", type=click.Path(), default=None,
               help="Output directory (default: runs/KIND/).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              callback=_seed)
 @click.option("--vae", default=None,
-              help="For ldm and cfg: a trained VAE (.keras path or shipped "
-                   "name); without it, one is trained first.")
+              help="For ldm, cfg and rf-latent: a trained VAE (.keras path or "
+                   "shipped name); without it, one is trained first.")
+@click.option("--from", "flow", default=None,
+              help="For reflow: the trained flow (Flow-1; .keras path or "
+                   "shipped name) whose pairs Flow-2 learns.")
+@click.option("--pairs", "num_pairs", type=int, default=None, callback=_positive,
+              help="For reflow: (noise, image) pairs to draw from Flow-1 "
+                   "(default: the recipe's, 20000).")
+@click.option("--pair-steps", type=int, default=None, callback=_positive,
+              help="For reflow: Euler steps of Flow-1 per pair (default 100).")
 def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, seed,
-          vae):
+          vae, flow, num_pairs, pair_steps):
     """Train a model of KIND on MNIST; rerun the same command to resume.
 
     KIND `evaluator` trains the digit classifier that `kd evaluate` uses
-    (in a few minutes; it does not resume).
+    (in a few minutes; it does not resume). KIND `reflow` trains Flow-2 on
+    pairs drawn from the flow given by --from, into OUT/pairs.npz and
+    OUT/reflow.keras (see docs/rectified_flow.md).
     """
     from keras_diffusion.training import train as train_model
+    from keras_diffusion.training import train_reflow
+
+    if kind == "reflow" and flow is None:
+        raise KDError("`kd train reflow` needs --from FLOW1 (a trained flow).")
+    reflow_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps}
+    other_only = {"--data": data, "--vae": vae}
+    given = _given(other_only if kind == "reflow" else reflow_only)
+    if given:
+        raise KDError(
+            f"{given} not used by `kd train reflow`, which trains on pairs drawn "
+            "from --from." if kind == "reflow" else
+            f"{given} only for `kd train reflow`, not for {kind!r}."
+        )
+    if kind == "reflow":
+        path = _run(train_reflow, flow, num_pairs=num_pairs, epochs=epochs,
+                    max_steps=max_steps, batch_size=batch_size, out_dir=out_dir,
+                    seed=seed, learning_rate=learning_rate, pair_steps=pair_steps)
+        click.echo(f"Saved {path}")
+        return
 
     if kind == "evaluator":
         from keras_diffusion.evaluator_training import train_evaluator
@@ -112,10 +166,10 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
 @cli.command()
 @click.option("--model", default="cfg", show_default=True,
               help="Shipped model name (see `kd info`) or .keras path.")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim",
-              show_default=True)
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None,
+              help=SAMPLER_HELP)
 @click.option("--steps", type=int, default=None, callback=_positive,
-              help="Denoising steps (default: 1000 for ddpm, 50 for ddim).")
+              help=STEPS_HELP)
 @click.option("--eta", type=float, default=0.0, show_default=True,
               help="DDIM noise scale (0: deterministic).")
 @click.option("--num", type=int, default=None, callback=_positive,
@@ -127,19 +181,21 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
 @click.option("--guidance", type=float, default=None,
               help="Classifier-free guidance weight, >= 0 (default 4; 0 is "
                    "unconditional, 1 plain conditional).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              callback=_seed)
 @click.option("--out", type=click.Path(), default="samples.png",
               show_default=True, help=".png grid or .npz of images in [0, 1].")
 def sample(model, sampler, steps, eta, num, label, guidance, seed, out):
     """Sample images from a trained model."""
     from keras_diffusion.sampling import sample as sample_images
 
-    if eta < 0:
-        raise KDError(f"--eta must be >= 0. Got {eta}")
+    if not 0 <= eta <= 1:  # also refuses NaN
+        raise KDError(f"--eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM's "
+                      f"noise level). Got {eta}")
     if label is not None and not 0 <= label <= 9:
         raise KDError(f"--class must be a digit, 0-9. Got {label}")
-    if guidance is not None and guidance < 0:
-        raise KDError(f"--guidance must be >= 0. Got {guidance}")
+    if guidance is not None and not (guidance >= 0 and math.isfinite(guidance)):
+        raise KDError(f"--guidance must be >= 0 (and finite). Got {guidance}")
     _run(sample_images, model=model, sampler=sampler, num_steps=steps,
          num_images=num, seed=seed, out=out, eta=eta, label=label,
          guidance=guidance)
@@ -152,13 +208,14 @@ def sample(model, sampler, steps, eta, num, label, guidance, seed, out):
 @click.option("--samples", type=click.Path(), default=None,
               help="Score this .npz instead: `images` in [0, 1] (from "
                    "`kd sample --out FILE.npz`) and optional `labels`.")
-@click.option("--sampler", type=click.Choice(SAMPLERS), default="ddim",
-              show_default=True)
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None,
+              help=SAMPLER_HELP)
 @click.option("--steps", type=int, default=None, callback=_positive,
-              help="Denoising steps (default: 1000 for ddpm, 50 for ddim).")
+              help=STEPS_HELP)
 @click.option("--num", type=int, default=1000, show_default=True,
               callback=_positive, help="Number of images to sample.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              callback=_seed)
 @click.option("--data", type=click.Path(), default=None,
               help="MNIST IDX directory or .npz (default: tensorflow-datasets, "
                    "which needs internet).")

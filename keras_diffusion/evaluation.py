@@ -8,7 +8,7 @@ import numpy as np
 from keras_diffusion.metrics import Evaluator
 
 
-def evaluate(model=None, samples=None, sampler="ddim", num_steps=None,
+def evaluate(model=None, samples=None, sampler=None, num_steps=None,
              num_images=1000, seed=0, data=None, progress=False, label=None,
              guidance=None):
     """Scores a model's samples, or a file of images, with the shipped evaluator.
@@ -18,13 +18,17 @@ def evaluate(model=None, samples=None, sampler="ddim", num_steps=None,
     any sampling, so a bad argument fails at once, not after minutes.
 
     Args:
-        model: a shipped model name, a `.keras` path or a `DDPM` to sample
+        model: a shipped model name, a `.keras` path, or a `DDPM` or
+            `RectifiedFlow` (or their latent versions) to sample
             `num_images` images from.
         samples: path of an `.npz` holding `images`, float32
             `(N, 28, 28, 1)` in [0, 1] (as `kd sample --out FILE.npz`
             writes), and optionally `labels`, ints `(N,)`.
-        sampler: `"ddpm"` or `"ddim"` (with `model` only).
-        num_steps: int, denoising steps (default: T for DDPM, 50 for DDIM).
+        sampler: `"ddpm"` or `"ddim"` for a diffusion model, `"euler"` or
+            `"heun"` for a flow (with `model` only); `None` means the
+            model's default (DDIM, Euler).
+        num_steps: int, sampling steps (default: T for DDPM, 50 for DDIM,
+            16 for Euler, 8 for Heun).
         num_images: int, images to sample (with `model` only).
         seed: int, seeds the sampling noise.
         data: `None` (tensorflow-datasets) or an MNIST path, as for
@@ -52,15 +56,16 @@ def evaluate(model=None, samples=None, sampler="ddim", num_steps=None,
         images, labels = load_samples(samples)
         num_images = len(images)
     else:
-        from keras_diffusion.models import DDPM
+        from keras_diffusion.models import SAMPLING_MODELS
         from keras_diffusion.pretrained import load_model
 
         if int(num_images) < 1:
             raise ValueError(f"--num must be >= 1. Got {num_images}")
         if num_steps is not None and int(num_steps) < 1:
             raise ValueError(f"--steps must be >= 1. Got {num_steps}")
-        if not isinstance(model, DDPM):
-            model = load_model(model, expected_type=DDPM)
+        if not isinstance(model, SAMPLING_MODELS):
+            model = load_model(model, expected_type=SAMPLING_MODELS)
+        sampler = model.default_sampler if sampler is None else sampler
         num_steps = model.make_sampler(sampler, num_steps).num_steps  # validates
         labels, guidance = _sampling_labels(model, label, guidance, int(num_images))
 
@@ -90,8 +95,8 @@ def _sampling_labels(model, label, guidance, num_images):
     """Labels and guidance to sample a model with, validated."""
     from keras_diffusion.sampling import DEFAULT_GUIDANCE
 
-    if guidance is not None and guidance < 0:
-        raise ValueError(f"--guidance must be >= 0. Got {guidance}")
+    if guidance is not None and not (guidance >= 0 and np.isfinite(guidance)):
+        raise ValueError(f"--guidance must be >= 0 (and finite). Got {guidance}")
     if not model.conditional:
         if label is not None or guidance is not None:
             raise ValueError("--class and --guidance need a class-conditional "

@@ -45,6 +45,11 @@ def resolve_model_path(name_or_path):
             f"Unknown model {name_or_path!r}. Shipped models: "
             f"{', '.join(available_models()) or 'none'}; or pass a .keras path."
         )
+    if os.path.isdir(name_or_path):
+        raise ModelFileError(
+            f"{name_or_path!r} is a directory; pass a .keras model file or a "
+            f"shipped name ({', '.join(available_models()) or 'none'})."
+        )
     if not os.path.isfile(name_or_path):
         raise ModelFileError(f"Model file {name_or_path!r} does not exist.")
     return name_or_path

@@ -10,6 +10,8 @@ import keras
 from keras_diffusion.models import DDPM
 from keras_diffusion.models import VAE
 from keras_diffusion.models import LatentDiffusion
+from keras_diffusion.models import LatentRectifiedFlow
+from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.networks import UNet
 from keras_diffusion.networks import VAEDecoder
 from keras_diffusion.networks import VAEEncoder
@@ -47,7 +49,23 @@ RECIPES = {
             "network": dict(_LATENT_UNET, num_classes=10,
                             class_input_channel=True, class_cross_attention=True),
             **_TRAINING},
+    # Rectified flow in pixel space (the "ddpm" UNet), unconditional.
+    "rf-pixel": {"model": "flow", "network": _PIXEL_UNET,
+                 "time_sampling": "uniform", **_TRAINING},
+    # Rectified flow on the VAE's latents (the "ldm" UNet), unconditional.
+    "rf-latent": {"model": "latent_flow", "network": _LATENT_UNET,
+                  "time_sampling": "uniform", **_TRAINING},
+    # Reflow: Flow-2 trained on (noise, image) pairs drawn from a trained
+    # flow (`kd train reflow --from FLOW1`), starting from Flow-1's weights,
+    # with Flow-1's architecture. `num_pairs` pairs, each integrated with
+    # `pair_steps` Euler steps of Flow-1.
+    "reflow": {"model": "reflow", "num_pairs": 20000, "pair_steps": 100,
+               **_TRAINING},
 }
+
+# The model class of each recipe "model" (the VAE and reflow are built apart).
+_MODELS = {"ddpm": DDPM, "latent": LatentDiffusion, "flow": RectifiedFlow,
+           "latent_flow": LatentRectifiedFlow}
 
 
 def get_recipe(kind):
@@ -61,7 +79,7 @@ def is_conditional(kind):
 
 
 def needs_vae(kind):
-    return get_recipe(kind)["model"] == "latent"
+    return get_recipe(kind)["model"] in ("latent", "latent_flow")
 
 
 def build_model(kind, seed=None, learning_rate=None, compile=True, vae=None,
@@ -77,20 +95,34 @@ def build_model(kind, seed=None, learning_rate=None, compile=True, vae=None,
                     VAEDecoder(latent_shape=(7, 7, channels)),
                     kl_weight=recipe["kl_weight"], seed=seed, name=kind)
         optimizer = keras.optimizers.Adam(learning_rate or recipe["learning_rate"])
+    elif recipe["model"] == "reflow":
+        raise ValueError(
+            "A reflow model starts from a trained flow: use "
+            "`kd train reflow --from FLOW1` (`training.train_reflow`)."
+        )
     else:
         network = UNet(**recipe["network"])
-        common = dict(schedule=recipe["schedule"], seed=seed,
-                      cond_drop_prob=recipe.get("cond_drop_prob", 0.1), name=kind)
-        if recipe["model"] == "latent":
+        common = dict(seed=seed, cond_drop_prob=recipe.get("cond_drop_prob", 0.1),
+                      name=kind)
+        for key in ("schedule", "time_sampling"):
+            if key in recipe:
+                common[key] = recipe[key]
+        model_class = _MODELS[recipe["model"]]
+        if needs_vae(kind):
             if vae is None:
                 raise ValueError(f"Recipe {kind!r} needs a trained VAE.")
-            model = LatentDiffusion(network, vae, latent_scale, **common)
+            model = model_class(network, vae, latent_scale, **common)
         else:
-            model = DDPM(network, **common)
-        optimizer = keras.optimizers.AdamW(
-            learning_rate or recipe["learning_rate"], weight_decay=1e-4,
-            use_ema=True, ema_momentum=recipe["ema_momentum"],
-        )
+            model = model_class(network, **common)
+        optimizer = make_optimizer(recipe, learning_rate)
     if compile:
         model.compile(optimizer=optimizer)
     return model
+
+
+def make_optimizer(recipe, learning_rate=None):
+    """AdamW with weight EMA, as the diffusion and flow recipes train."""
+    return keras.optimizers.AdamW(
+        learning_rate or recipe["learning_rate"], weight_decay=1e-4,
+        use_ema=True, ema_momentum=recipe["ema_momentum"],
+    )

@@ -11,12 +11,18 @@ from keras_diffusion.data import load_mnist
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
 from keras_diffusion.models import LatentDiffusion
+from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.models import VAE
 from keras_diffusion.pretrained import load_model
 from keras_diffusion.recipes import build_model
 from keras_diffusion.recipes import get_recipe
 from keras_diffusion.recipes import is_conditional
+from keras_diffusion.recipes import make_optimizer
 from keras_diffusion.recipes import needs_vae
+from keras_diffusion.reflow import copy_flow
+from keras_diffusion.reflow import generate_pairs
+from keras_diffusion.reflow import load_pairs
+from keras_diffusion.utils.checks import check_int
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_dir
 from keras_diffusion.viz import save_image_grid
@@ -33,7 +39,7 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
 
     Writes to `out_dir` (default `runs/<kind>/`): `<kind>.keras` (the final
     model, EMA weights, with its optimizer so training can continue),
-    `log.csv` (loss per epoch), `samples/epoch_NNN.png` (a DDIM grid, or for
+    `log.csv` (loss per epoch), `samples/epoch_NNN.png` (a sample grid, or for
     a VAE originals over reconstructions, at the end of every
     `sample_every` epochs) and, while training, `backup/`. A rerun of the
     same call after a crash resumes from the last completed epoch
@@ -60,30 +66,22 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         The path of the saved `.keras` model.
     """
     recipe = get_recipe(kind)
+    if recipe["model"] == "reflow":
+        raise ValueError("Reflow starts from a trained flow: use "
+                         "`train_reflow(flow)` (`kd train reflow --from FLOW1`).")
     requested = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size}
-    if epochs is None and max_steps is None:
-        max_steps = recipe["max_steps"]
-    batch_size = recipe["batch_size"] if batch_size is None else int(batch_size)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size),
-                        ("max_steps", max_steps)):
-        if value is not None and int(value) < 1:
-            raise ValueError(f"`{name}` must be >= 1. Got {value}")
-    images, labels = load_mnist(data, "train")
-    out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
-    images = to_model_range(images)
-    steps_per_epoch = len(images) // batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(
-            f"`batch_size` ({batch_size}) is larger than the data "
-            f"({len(images)} images); pass a smaller batch size."
-        )
-    if max_steps is not None:
-        steps_per_epoch = min(steps_per_epoch, int(max_steps))
-        needed = math.ceil(int(max_steps) / steps_per_epoch)
-        epochs = needed if epochs is None else min(int(epochs), needed)
-
+    max_steps, batch_size = _check_settings(recipe, epochs, max_steps, batch_size,
+                                            learning_rate, seed)
     if vae is not None and not needs_vae(kind):
         raise ValueError(f"--vae applies to latent models, not to {kind!r}.")
+    # Every check on the input comes before the output directory is made.
+    if vae is not None and not isinstance(vae, VAE):
+        vae = load_model(vae, expected_type=VAE)
+    images, labels = load_mnist(data, "train")
+    epochs, steps_per_epoch = _epoch_plan(len(images), batch_size, epochs, max_steps)
+    out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
+    images = to_model_range(images)
+
     vae_model, latent_scale = None, 1.0
     if needs_vae(kind):
         vae_model = _get_vae(vae, out_dir, data=data, seed=seed, verbose=verbose,
@@ -95,11 +93,109 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
     conditional = is_conditional(kind)
     dataset = make_dataset(images, labels if conditional else None,
                            batch_size=batch_size, seed=seed)
+    return _fit_and_save(model, dataset, out_dir, kind, epochs, steps_per_epoch,
+                         max_steps, learning_rate=learning_rate,
+                         sample_every=sample_every, seed=seed, verbose=verbose,
+                         images=images)
 
-    model_path = os.path.join(out_dir, f"{kind}.keras")
+
+def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
+                 batch_size=None, out_dir=None, seed=0, learning_rate=None,
+                 sample_every=1, verbose=1, pair_steps=None):
+    """Reflow: trains Flow-2 on (noise, image) pairs drawn from Flow-1.
+
+    First draws `num_pairs` pairs from Flow-1 (`pair_steps` Euler steps
+    each) into `out_dir/pairs.npz`, resumably (see
+    `keras_diffusion.reflow.generate_pairs`). Then trains Flow-2, with
+    Flow-1's architecture and settings and starting from Flow-1's weights
+    (as Liu et al., 2023, do), on exactly those pairs, with the training
+    settings of the recipe `reflow`. Writes, as `train` does,
+    `reflow.keras`, `log.csv`, `samples/` and, while training, `backup/`; a
+    rerun of the same call after a crash resumes both stages.
+
+    Args:
+        flow: Flow-1: a trained `RectifiedFlow` (or `LatentRectifiedFlow`),
+            or its shipped name or `.keras` path.
+        num_pairs: int, pairs to draw (default: the recipe's).
+        pair_steps: int, Euler steps of Flow-1 per pair (default: the
+            recipe's).
+        epochs, max_steps, batch_size, seed, learning_rate, sample_every,
+        verbose: as for `train` (`seed` seeds the pairs' noise too).
+        out_dir: str, output directory (default `runs/reflow/`).
+
+    Returns:
+        The path of the saved `.keras` model.
+    """
+    recipe = get_recipe("reflow")
+    max_steps, batch_size = _check_settings(recipe, epochs, max_steps, batch_size,
+                                            learning_rate, seed)
+    num_pairs = check_int("num_pairs",
+                          recipe["num_pairs"] if num_pairs is None else num_pairs)
+    pair_steps = check_int("pair_steps",
+                           recipe["pair_steps"] if pair_steps is None else pair_steps)
+    if not isinstance(flow, RectifiedFlow):
+        flow = load_model(flow, expected_type=RectifiedFlow)
+    epochs, steps_per_epoch = _epoch_plan(num_pairs, batch_size, epochs, max_steps)
+    out_dir = check_writable_dir(out_dir or os.path.join("runs", "reflow"))
+
+    pairs = load_pairs(generate_pairs(
+        flow, num_pairs, os.path.join(out_dir, "pairs.npz"), seed=seed,
+        num_steps=pair_steps, progress=verbose > 0,
+    ))
+    keras.utils.set_random_seed(seed)
+    model = copy_flow(flow, seed=seed, name="reflow")
+    model.compile(optimizer=make_optimizer(recipe, learning_rate))
+    dataset = make_dataset(pairs, batch_size=batch_size, seed=seed)
+    return _fit_and_save(model, dataset, out_dir, "reflow", epochs,
+                         steps_per_epoch, max_steps, learning_rate=learning_rate,
+                         sample_every=sample_every, seed=seed, verbose=verbose)
+
+
+def _check_settings(recipe, epochs, max_steps, batch_size, learning_rate, seed):
+    """Checks the training flags; returns `max_steps` and `batch_size`
+    with the recipe's defaults filled in."""
+    if epochs is None and max_steps is None:
+        max_steps = recipe["max_steps"]
+    batch_size = recipe["batch_size"] if batch_size is None else int(batch_size)
+    for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                        ("max_steps", max_steps)):
+        if value is not None and int(value) < 1:
+            raise ValueError(f"`{name}` must be >= 1. Got {value}")
+    if learning_rate is not None and not 0 < learning_rate < math.inf:
+        raise ValueError(
+            f"--learning-rate must be a positive number. Got {learning_rate}"
+        )
+    if not 0 <= int(seed) < 2**32:
+        raise ValueError(f"--seed must be in 0 to {2**32 - 1}. Got {seed}")
+    return max_steps, batch_size
+
+
+def _epoch_plan(num_examples, batch_size, epochs, max_steps):
+    """`(epochs, steps_per_epoch)` for `fit`, from the flags."""
+    steps_per_epoch = num_examples // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"`batch_size` ({batch_size}) is larger than the data "
+            f"({num_examples} examples); pass a smaller batch size."
+        )
+    if max_steps is not None:
+        steps_per_epoch = min(steps_per_epoch, int(max_steps))
+        needed = math.ceil(int(max_steps) / steps_per_epoch)
+        epochs = needed if epochs is None else min(int(epochs), needed)
+    return epochs, steps_per_epoch
+
+
+def _fit_and_save(model, dataset, out_dir, name, epochs, steps_per_epoch,
+                  max_steps, learning_rate=None, sample_every=1, seed=0,
+                  verbose=1, images=None):
+    """Fits with resume, logging and sample grids; saves `<name>.keras`."""
+    model_path = os.path.join(out_dir, f"{name}.keras")
     backup_dir = os.path.join(out_dir, "backup")
     resuming = os.path.isdir(backup_dir)
     callbacks = [
+        # Before the backup: an update can make the weights NaN while the
+        # loss of that step (computed before it) is still finite.
+        TerminateOnNonFiniteWeights(),
         keras.callbacks.BackupAndRestore(backup_dir),
         keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=resuming),
         # Raising (not just stopping) skips the epoch-end backup, so the
@@ -107,6 +203,10 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         keras.callbacks.TerminateOnNaN(raise_error=True),
         MaxSteps(max_steps, steps_per_epoch),
     ]
+    if learning_rate is not None:
+        # After BackupAndRestore, which restores the backup's learning rate
+        # with the optimizer: a rerun with a new --learning-rate uses it.
+        callbacks.insert(2, SetLearningRate(learning_rate))
     if sample_every:
         grid = ReconstructionGrid if isinstance(model, VAE) else SampleGrid
         callbacks.append(
@@ -117,12 +217,15 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, verbose=verbose)
     except RuntimeError as error:
-        if "NaN or Inf loss" not in str(error):
+        if "NaN or Inf" not in str(error):
             raise
+        if os.path.isdir(backup_dir) and os.listdir(backup_dir):
+            kept = (f"The last good epoch is kept in {backup_dir!r}; rerunning "
+                    "resumes from it")
+        else:
+            kept = "No epoch had completed, so there is nothing to resume; rerun"
         raise TrainingError(
-            f"Training stopped: {error} The last good epoch is kept in "
-            f"{backup_dir!r}; rerunning resumes from it (try a lower learning "
-            "rate)."
+            f"Training stopped: {error} {kept} (try a lower --learning-rate)."
         ) from None
     with atomic_path(model_path) as tmp:
         model.save(tmp)
@@ -136,11 +239,36 @@ def _get_vae(vae, out_dir, **train_kwargs):
     `train_kwargs` (data, and the step and batch settings the user gave)
     apply to the VAE's training too.
     """
+    if isinstance(vae, VAE):
+        return vae
     if vae is None:
         vae = os.path.join(out_dir, "vae", "vae.keras")
         if not os.path.isfile(vae):
             vae = train("vae", out_dir=os.path.dirname(vae), **train_kwargs)
     return load_model(vae, expected_type=VAE)
+
+
+class TerminateOnNonFiniteWeights(keras.callbacks.Callback):
+    """Raises at an epoch's end, before it is backed up, if a weight is NaN/Inf."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        for variable in self.model.trainable_variables:
+            if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
+                raise RuntimeError(
+                    f"NaN or Inf weights at the end of epoch {epoch + 1} "
+                    f"({variable.path}). Stopping training."
+                )
+
+
+class SetLearningRate(keras.callbacks.Callback):
+    """Sets the optimizer's learning rate when training (re)starts."""
+
+    def __init__(self, learning_rate):
+        super().__init__()
+        self.learning_rate = float(learning_rate)
+
+    def on_train_begin(self, logs=None):
+        self.model.optimizer.learning_rate = self.learning_rate
 
 
 class MaxSteps(keras.callbacks.Callback):
@@ -162,7 +290,8 @@ class MaxSteps(keras.callbacks.Callback):
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Writes a grid of DDIM samples at the end of every `every` epochs."""
+    """Writes a grid of samples at the end of every `every` epochs, drawn
+    with the model's default sampler (DDIM, or Euler for a flow)."""
 
     def __init__(self, directory, every=1, num_images=16, num_steps=20, seed=0,
                  images=None):
@@ -185,7 +314,7 @@ class SampleGrid(keras.callbacks.Callback):
             num_images, num_columns = len(labels), self.model.num_classes
             kwargs = {"labels": labels, "guidance": 3.0}
         images = self.model.generate(
-            num_images, sampler="ddim", num_steps=self.num_steps, seed=self.seed,
+            num_images, sampler=None, num_steps=self.num_steps, seed=self.seed,
             progress=False, **kwargs,
         )
         os.makedirs(self.directory, exist_ok=True)

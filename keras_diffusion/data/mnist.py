@@ -1,8 +1,11 @@
 """MNIST: tensorflow-datasets online, or a local IDX directory / `.npz` offline."""
 
 import gzip
+import math
 import os
 import struct
+import zipfile
+import zlib
 
 import numpy as np
 
@@ -11,6 +14,8 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 IMAGE_SHAPE = (28, 28)
+NUM_CLASSES = 10
+_CHUNK = 1 << 20  # bytes read at a time by `read_idx`
 
 
 class DataError(ValueError):
@@ -85,32 +90,50 @@ def _find(directory, stem):
 
 
 def read_idx(filename):
-    """Reads an IDX file (optionally gzipped) into a NumPy array."""
+    """Reads an IDX file (optionally gzipped) into a NumPy array.
+
+    Reads the header first and then at most the payload it declares (plus
+    one byte, to detect padding), in chunks: a header that declares a huge
+    shape, or a small `.gz` that inflates to gigabytes, cannot make it
+    allocate more memory than the file really holds.
+    """
     opener = gzip.open if filename.endswith(".gz") else open
-    try:
-        with opener(filename, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as error:
-        raise DataError(f"Could not read {filename!r}: {error}") from None
-    if len(data) < 4:
-        raise DataError(f"{filename!r} is too short to be an IDX file.")
-    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
     dtypes = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
               0x0E: ">f8"}
-    if zero != 0 or dtype_code not in dtypes or ndim == 0:
-        raise DataError(f"{filename!r} is not an IDX file (bad magic number).")
-    header_size = 4 + 4 * ndim
-    if len(data) < header_size:
-        raise DataError(f"{filename!r} is truncated (incomplete header).")
-    shape = struct.unpack(f">{ndim}I", data[4:header_size])
-    dtype = np.dtype(dtypes[dtype_code])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if len(data) - header_size != expected:
+    try:
+        with opener(filename, "rb") as f:
+            magic = f.read(4)
+            if len(magic) < 4:
+                raise DataError(f"{filename!r} is too short to be an IDX file.")
+            zero, dtype_code, ndim = struct.unpack(">HBB", magic)
+            if zero != 0 or dtype_code not in dtypes or ndim == 0:
+                raise DataError(
+                    f"{filename!r} is not an IDX file (bad magic number)."
+                )
+            dims = f.read(4 * ndim)
+            if len(dims) < 4 * ndim:
+                raise DataError(f"{filename!r} is truncated (incomplete header).")
+            shape = struct.unpack(f">{ndim}I", dims)
+            dtype = np.dtype(dtypes[dtype_code])
+            # Python ints: NumPy's int64 product can overflow and wrap.
+            expected = math.prod(shape) * dtype.itemsize
+            payload = bytearray()
+            while len(payload) <= expected:
+                chunk = f.read(min(_CHUNK, expected + 1 - len(payload)))
+                if not chunk:
+                    break
+                payload += chunk
+    except DataError:
+        raise
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataError(f"Could not read {filename!r}: {error}") from None
+    if len(payload) != expected:
         raise DataError(
             f"{filename!r} is truncated or padded: header says shape {shape} "
-            f"({expected} bytes), file has {len(data) - header_size}."
+            f"({expected} bytes), file has "
+            f"{'extra bytes' if len(payload) > expected else len(payload)}."
         )
-    return np.frombuffer(data, dtype, offset=header_size).reshape(shape)
+    return np.frombuffer(payload, dtype).reshape(shape)
 
 
 def _load_idx_dir(directory, split):
@@ -122,6 +145,12 @@ def _load_idx_dir(directory, split):
 
 def _load_npz(filename, split):
     key = "train" if split == "train" else "test"
+    if not zipfile.is_zipfile(filename):
+        raise DataError(
+            f"{filename!r} is neither a directory nor an .npz file. Pass a "
+            "directory with the four MNIST IDX files or an .npz with x_train, "
+            "y_train, x_test, y_test."
+        )
     try:
         with np.load(filename, allow_pickle=False) as data:
             if f"x_{key}" not in data or f"y_{key}" not in data:
@@ -157,9 +186,25 @@ def _check(images, labels, path, split):
             f"expected ({len(images)},), one per image."
         )
     if images.dtype != np.uint8:
-        if images.min() < 0 or images.max() > 255:
+        if images.dtype.kind not in "uif" or not (
+            np.all(np.isfinite(images)) and images.min() >= 0
+            and images.max() <= 255
+        ):
             raise DataError(
-                f"MNIST {split} images from {path!r} hold values outside 0-255."
+                f"MNIST {split} images from {path!r} must be numbers in 0-255 "
+                f"(uint8 pixels); got dtype {images.dtype}"
+                + (f" with values from {images.min()} to {images.max()}."
+                   if images.dtype.kind in "uif" else ".")
             )
         images = images.astype("uint8")
+    if labels.dtype.kind not in "uif" or not (
+        np.all(labels == np.round(labels)) and labels.min() >= 0
+        and labels.max() < NUM_CLASSES
+    ):
+        raise DataError(
+            f"MNIST {split} labels from {path!r} must be whole numbers in "
+            f"0-{NUM_CLASSES - 1}; got dtype {labels.dtype}"
+            + (f" with values from {labels.min()} to {labels.max()}."
+               if labels.dtype.kind in "uif" else ".")
+        )
     return images, labels.astype("int64")

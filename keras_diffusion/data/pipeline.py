@@ -12,7 +12,9 @@ def make_dataset(images, labels=None, batch_size=128, shuffle=True, seed=0,
     steps see one shape; prefetching overlaps input with training.
 
     Args:
-        images: float32 array `(N, 28, 28, 1)` in [-1, 1].
+        images: float32 array `(N, 28, 28, 1)` in [-1, 1]; or a dict of
+            arrays with `N` rows each (such as reflow pairs), whose batches
+            are dicts.
         labels: optional int array `(N,)`.
         batch_size: int.
         shuffle: bool, reshuffle each pass.
@@ -23,15 +25,16 @@ def make_dataset(images, labels=None, batch_size=128, shuffle=True, seed=0,
 
     if batch_size < 1:
         raise ValueError(f"`batch_size` must be >= 1. Got {batch_size}")
-    if batch_size > len(images):
+    count = len(next(iter(images.values())) if isinstance(images, dict) else images)
+    if batch_size > count:
         raise ValueError(
             f"`batch_size` ({batch_size}) is larger than the data "
-            f"({len(images)} images); pass a smaller batch size."
+            f"({count} images); pass a smaller batch size."
         )
     tensors = images if labels is None else (images, np.asarray(labels, "int32"))
     dataset = tf.data.Dataset.from_tensor_slices(tensors)
     if shuffle:
-        dataset = dataset.shuffle(len(images), seed=seed,
+        dataset = dataset.shuffle(count, seed=seed,
                                   reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()

@@ -18,10 +18,7 @@ def atomic_path(path):
     >>> with atomic_path("grid.png") as tmp:
     ...     save_png(tmp)
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    stem, extension = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=extension)
+    fd, tmp = _mkstemp_beside(path)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
@@ -42,10 +39,19 @@ def check_writable_dir(directory, create=True):
             os.makedirs(directory, exist_ok=True)
         except OSError as error:
             raise ValueError(
-                f"Cannot create output directory {directory!r}: {error.strerror}."
+                f"Cannot create output directory {directory!r}: "
+                f"{error.strerror}; choose another."
             ) from None
     if not os.path.isdir(directory):
-        raise ValueError(f"Output directory {directory!r} does not exist.")
+        if os.path.exists(directory):
+            raise ValueError(
+                f"Output directory {directory!r} is a file, not a directory; "
+                "choose another."
+            )
+        raise ValueError(
+            f"Output directory {directory!r} does not exist; create it or "
+            "choose another."
+        )
     try:
         with tempfile.TemporaryFile(dir=directory):
             pass
@@ -54,3 +60,37 @@ def check_writable_dir(directory, create=True):
             f"Output directory {directory!r} is not writable; choose another."
         ) from None
     return directory
+
+
+def check_writable_file(path):
+    """Raises `ValueError` unless `atomic_path(path)` can write `path`.
+
+    Checks, before any long computation, that `path` is not a directory, its
+    directory exists and is writable, and a temporary file named as
+    `atomic_path` names it can be created there (so a file name that is too
+    long fails now, not after the work). Creates nothing that stays.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(
+            f"Output {path!r} is a directory; give a file name inside it."
+        )
+    check_writable_dir(os.path.dirname(os.path.abspath(path)), create=False)
+    try:
+        fd, tmp = _mkstemp_beside(path)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot write {path!r}: {error.strerror or error}; choose another "
+            "file name."
+        ) from None
+    os.close(fd)
+    os.remove(tmp)
+    return path
+
+
+def _mkstemp_beside(path):
+    """`tempfile.mkstemp` in `path`'s directory, named `.<stem>.XXXX<ext>`."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    stem, extension = os.path.splitext(os.path.basename(path))
+    return tempfile.mkstemp(dir=directory, prefix=f".{stem}.", suffix=extension)

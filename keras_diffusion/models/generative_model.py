@@ -1,0 +1,314 @@
+import keras
+import numpy as np
+from keras import ops
+
+from keras_diffusion.samplers import make_step_function
+from keras_diffusion.samplers import run_sampler
+
+
+class GenerativeModel(keras.Model):
+    """Base of `DDPM` and `RectifiedFlow`: a network that is integrated from
+    noise to images by a step-wise sampler.
+
+    It holds what the two share: the network and its class conditioning
+    (condition dropout while training, classifier-free guidance while
+    sampling), the training-noise `SeedGenerator`, batched and seeded
+    sampling with a cached compiled step (`generate`), saving, and a fix to
+    `fit` under JAX. A subclass defines the loss (`compute_loss`), the map
+    from a sampler's `t` to the network's time in [0, 1] (`network_times`),
+    and its samplers (`make_sampler`, `sampler_names`, `default_sampler`).
+
+    The loss lives in `compute_loss`, so every backend's own `train_step`
+    computes gradients and `model.fit` just works; `call()` returns its
+    inputs so the network runs once per step.
+
+    Args:
+        network: a `keras.Model` taking `{"noisy_images", "times"}` (times
+            in [0, 1]; plus `"labels"` if conditional) and returning an
+            image-shaped prediction, such as `keras_diffusion.networks.UNet`.
+        seed: int or None, seeds the training noise.
+        cond_drop_prob: float in [0, 1], the rate of condition dropout.
+        **kwargs: standard `keras.Model` arguments.
+    """
+
+    # Names `make_sampler` accepts, and the one used when none is given.
+    sampler_names = ()
+    default_sampler = None
+    # Pixel models sample images in [-1, 1]; the latent models override this
+    # and `to_images` (see `keras_diffusion.models.latent`).
+    clip_sample = True
+
+    def __init__(self, network, seed=None, cond_drop_prob=0.1, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= cond_drop_prob <= 1.0:
+            raise ValueError(
+                f"`cond_drop_prob` must be in [0, 1]. Got {cond_drop_prob}"
+            )
+        self.network = network
+        self.seed = seed
+        self.cond_drop_prob = cond_drop_prob
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.image_shape = tuple(network.input["noisy_images"].shape[1:])
+        self.num_classes = getattr(network, "num_classes", None)
+        self._step_functions = {}
+        self.built = True
+
+    def call(self, inputs, training=False):
+        # The network runs inside `compute_loss`; see the class docstring.
+        return inputs
+
+    @property
+    def conditional(self):
+        return self.num_classes is not None
+
+    def network_times(self, t):
+        """A sampler's `t` -> the network's times in [0, 1]."""
+        raise NotImplementedError
+
+    def make_sampler(self, sampler=None, num_steps=None, eta=0.0):
+        """Returns the sampler object for a name in `sampler_names`."""
+        raise NotImplementedError
+
+    def run_network(self, samples, times, labels=None, training=False):
+        """The network's prediction at network `times` (broadcast to the batch).
+
+        For a conditional network, `labels=None` means the null class.
+        """
+        samples = ops.convert_to_tensor(samples)
+        batch_size = ops.shape(samples)[0]
+        times = ops.broadcast_to(ops.cast(times, "float32"), (batch_size,))
+        inputs = {"noisy_images": samples, "times": times}
+        if self.conditional:
+            if labels is None:
+                labels = ops.full((batch_size,), self.num_classes, "int32")
+            inputs["labels"] = ops.cast(labels, "int32")
+        return self.network(inputs, training=training)
+
+    def guided_output(self, samples, times, labels, guidance):
+        """Classifier-free guidance: `uncond + guidance * (cond - uncond)`.
+
+        Both predictions come from one forward pass over a doubled batch.
+        """
+        null_labels = ops.full(ops.shape(labels), self.num_classes, "int32")
+        both = self.run_network(
+            ops.concatenate([samples, samples], axis=0),
+            times,
+            ops.concatenate([ops.cast(labels, "int32"), null_labels], axis=0),
+        )
+        cond, uncond = ops.split(both, 2, axis=0)
+        return uncond + guidance * (cond - uncond)
+
+    def drop_labels(self, labels):
+        """Replaces each label by the null class with `cond_drop_prob`."""
+        drop = keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
+        null_labels = ops.full(ops.shape(labels), self.num_classes, "int32")
+        return ops.where(drop < self.cond_drop_prob, null_labels,
+                         ops.cast(labels, "int32"))
+
+    def training_labels(self, labels):
+        """The labels of a training batch, after condition dropout.
+
+        `None` for an unconditional model; a conditional one needs labels.
+        """
+        if not self.conditional:
+            return None
+        if labels is None:
+            raise ValueError(
+                "This model is class-conditional: train it with "
+                "`model.fit(images, labels)`."
+            )
+        return self.drop_labels(ops.reshape(labels, (-1,)))
+
+    def _model_fn(self, samples, t, context):
+        times = self.network_times(t)
+        if context is None:
+            return self.run_network(samples, times)
+        return self.guided_output(samples, times, context["labels"],
+                                  context["guidance"])
+
+    def generate(self, num_images=16, sampler=None, num_steps=None, eta=0.0,
+                 seed=0, batch_size=256, progress=True, compile=True,
+                 labels=None, guidance=None):
+        """Samples images, returned as a NumPy array in [0, 1].
+
+        Args:
+            num_images: int, how many images.
+            sampler: a name in `sampler_names` (`"ddpm"` or `"ddim"` for a
+                `DDPM`, `"euler"` or `"heun"` for a `RectifiedFlow`); `None`
+                means `default_sampler`.
+            num_steps: int, sampling steps; `None` means the sampler's
+                default (T for DDPM, 50 for DDIM, 16 for Euler, 8 for Heun).
+            eta: float, DDIM's stochasticity (0 = deterministic).
+            seed: int; the initial and per-step noise come from
+                `numpy.random.default_rng(seed)`, so a saved model gives the
+                same images under every backend.
+            batch_size: int, images sampled at once (bounds memory).
+            progress: bool, show a progress bar.
+            compile: bool, compile the sampling step for the backend.
+            labels: for a conditional model, an int class for all images or
+                one int per image; `None` samples without a condition.
+            guidance: float >= 0, the classifier-free guidance weight (needs
+                `labels`); default 1 (plain conditional).
+
+        Returns:
+            float32 array of shape `(num_images, height, width, channels)`.
+        """
+        if int(num_images) < 1:
+            raise ValueError(f"`num_images` must be >= 1. Got {num_images}")
+        self._check_labels(labels, guidance, num_images)
+        self.make_sampler(sampler, num_steps, eta)  # fail before any work
+        rng = np.random.default_rng(seed)
+        noise = rng.standard_normal((num_images,) + self.image_shape).astype("float32")
+        samples = self.sample_from_noise(
+            noise, sampler, num_steps, eta, seed=rng, batch_size=batch_size,
+            progress=progress, compile=compile, labels=labels, guidance=guidance,
+        )
+        return self.to_images(samples)
+
+    def sample_from_noise(self, noise, sampler=None, num_steps=None, eta=0.0,
+                          seed=0, batch_size=256, progress=True, compile=True,
+                          labels=None, guidance=None):
+        """Runs a sampler from the given initial `noise`.
+
+        Unlike `generate`, this returns the samples in the model's own space
+        (pixels in about [-1, 1], or a latent model's scaled latents),
+        undecoded and unclipped.
+
+        Args:
+            noise: float array `(N,) + image_shape`, the samples at the
+                start (standard normal).
+            seed: int or `numpy.random.Generator`, seeds the per-step noise
+                of stochastic samplers.
+            sampler, num_steps, eta, batch_size, progress, compile, labels,
+            guidance: as for `generate`.
+
+        Returns:
+            float32 NumPy array shaped like `noise`.
+        """
+        noise = np.asarray(noise, "float32")
+        if noise.ndim != len(self.image_shape) + 1 or (
+            noise.shape[1:] != self.image_shape
+        ) or len(noise) == 0:
+            raise ValueError(
+                f"`noise` must have shape (N,) + {self.image_shape} with "
+                f"N >= 1. Got {noise.shape}"
+            )
+        if int(batch_size) < 1:
+            raise ValueError(f"`batch_size` must be >= 1. Got {batch_size}")
+        batch_size = int(batch_size)
+        labels = self._check_labels(labels, guidance, len(noise))
+        step_sampler = self.make_sampler(sampler, num_steps, eta)
+        step_fn = self._step_function(step_sampler, compile)
+        rng = np.random.default_rng(seed)
+        batches = range(0, len(noise), batch_size)
+        bar = None
+        if progress:
+            bar = keras.utils.Progbar(
+                len(batches) * len(step_sampler.timesteps()), unit_name="step"
+            )
+        outputs = []
+        for index, start in enumerate(batches):
+            outputs.append(
+                run_sampler(
+                    step_sampler,
+                    step_fn,
+                    noise[start : start + batch_size],
+                    seed=int(rng.integers(2**31)) + index,
+                    progress=bar or False,
+                    context=self.sampling_context(labels, guidance, start,
+                                                  batch_size),
+                )
+            )
+        return np.concatenate(outputs)
+
+    def sampling_context(self, labels, guidance, start=0, batch_size=None):
+        """The `context` of the compiled step for one batch (or `None`)."""
+        if labels is None:
+            return None
+        stop = None if batch_size is None else start + batch_size
+        return {
+            "labels": ops.convert_to_tensor(labels[start:stop]),
+            "guidance": ops.convert_to_tensor(
+                np.float32(1.0 if guidance is None else guidance)
+            ),
+        }
+
+    def to_images(self, samples):
+        """Samples -> images in [0, 1] (NumPy)."""
+        return np.clip((samples + 1.0) / 2.0, 0.0, 1.0)
+
+    def _check_labels(self, labels, guidance, num_images):
+        if guidance is not None and float(guidance) < 0:
+            raise ValueError(f"Guidance must be >= 0. Got {guidance}")
+        if labels is None:
+            if guidance is not None and self.conditional:
+                raise ValueError("Guidance needs class labels to steer toward.")
+            return None
+        if not self.conditional:
+            raise ValueError(
+                "This model is unconditional: it takes no class labels."
+            )
+        labels = np.broadcast_to(np.asarray(labels, "int32"), (num_images,))
+        if labels.min() < 0 or labels.max() >= self.num_classes:
+            raise ValueError(
+                f"Class labels must be in 0-{self.num_classes - 1}. "
+                f"Got {sorted(set(labels.tolist()))}"
+            )
+        return labels
+
+    def _step_function(self, sampler, compile):
+        # Compiled steps are cached per sampler setting: a second `generate`
+        # (say, at each epoch's end) reuses the compiled graph.
+        key = (type(sampler).__name__, sampler.num_steps,
+               getattr(sampler, "eta", None), getattr(sampler, "clip_sample", None),
+               compile)
+        if key not in self._step_functions:
+            self._step_functions[key] = make_step_function(
+                sampler, self._model_fn, self.network.variables, compile
+            )
+        return self._step_functions[key]
+
+    def _unknown_sampler(self, sampler, others):
+        """The error for a sampler name this model does not take."""
+        return ValueError(
+            f"Unknown sampler {sampler!r} for a {type(self).__name__}; choose "
+            f"one of {', '.join(self.sampler_names)} ({others})."
+        )
+
+    def fit(self, *args, **kwargs):
+        history = super().fit(*args, **kwargs)
+        if keras.backend.backend() == "jax" and getattr(
+            self.optimizer, "use_ema", False
+        ):
+            # Keras' EMA finalize leaves each weight sharing its buffer with
+            # its average under JAX, and a second `fit` then fails ("donate
+            # the same buffer twice"). Give each weight its own copy.
+            import jax.numpy as jnp
+
+            for variable in self.trainable_variables:
+                variable.assign(jnp.array(variable.value, copy=True))
+        return history
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "network": keras.saving.serialize_keras_object(self.network),
+                "seed": self.seed,
+                "cond_drop_prob": self.cond_drop_prob,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        return cls(**config)
+
+
+def unpack_batch(x, y):
+    """(images, labels) from `fit(images, labels)` or `fit((images, labels))`."""
+    if isinstance(x, (tuple, list)):
+        return (x[0], x[1]) if len(x) > 1 else (x[0], y)
+    return x, y

@@ -1,0 +1,313 @@
+"""Reflow: (noise, image) pairs drawn from a trained flow, and straightness.
+
+Reflow (Liu et al., 2023) trains a new flow, Flow-2, on the coupling that a
+trained flow, Flow-1, defines: pairs `(x0, x1)` where `x1` is what Flow-1's
+ODE makes of the noise `x0`. Flow-2 then learns paths that are nearly
+straight, so a few Euler steps sample it well. `generate_pairs` writes the
+pairs (resumably); `RectifiedFlow.fit({"noise": ..., "images": ...})` trains
+on them; `straightness` measures how straight a flow's paths are.
+"""
+
+import hashlib
+import json
+import math
+import os
+import shutil
+
+import keras
+import numpy as np
+
+from keras_diffusion.models import RectifiedFlow
+from keras_diffusion.samplers import EulerSampler
+from keras_diffusion.utils.checks import check_int
+from keras_diffusion.utils.io import atomic_path
+
+CHUNK_NAME = "chunk_{:05d}.npz"
+SETTINGS_NAME = "settings.json"
+
+
+def generate_pairs(flow, num_pairs, path, seed=0, batch_size=256, num_steps=100,
+                   guidance=None, progress=True, compile=True):
+    """Draws reflow pairs from a trained flow into an `.npz`, resumably.
+
+    For each chunk of `batch_size` pairs, draws the noise `x0` from NumPy
+    (seeded by `seed` and the chunk's index, so a chunk is the same whenever
+    it is made) and integrates Flow-1 from it with `num_steps` Euler steps
+    to `x1`. Each finished chunk is written atomically to
+    `path + ".partial/chunk_NNNNN.npz"`; a rerun after a crash skips the
+    chunks already there. At the end the chunks are joined into `path`
+    (written atomically) and the `.partial` folder is removed. If `path`
+    already exists with `num_pairs` pairs, nothing is done.
+
+    The file holds `noise` and `images`, float32 `(num_pairs,) + shape` in
+    the flow's space (pixels in about [-1, 1], or a latent flow's scaled
+    latents, as `fit({"noise", "images"})` takes them), and for a
+    class-conditional flow `labels`, int32 `(num_pairs,)`: the classes in
+    turn, each pair drawn with that class.
+
+    Args:
+        flow: a trained `RectifiedFlow` (or `LatentRectifiedFlow`), Flow-1.
+        num_pairs: int >= 1.
+        path: str, the `.npz` to write.
+        seed: int >= 0, seeds the noise.
+        batch_size: int >= 1, pairs per chunk (and per sampling batch).
+        num_steps: int >= 1, Euler steps per pair.
+        guidance: float >= 0, classifier-free guidance for a conditional
+            flow (default 1: the plain conditional velocity).
+        progress: bool, show a progress bar.
+        compile: bool, compile the sampling step.
+
+    Returns:
+        `path`.
+
+    Example:
+    >>> generate_pairs(flow1, 20000, "runs/reflow/pairs.npz", seed=0)
+    >>> pairs = load_pairs("runs/reflow/pairs.npz")
+    >>> flow2.fit({"noise": pairs["noise"], "images": pairs["images"]})
+    """
+    _check_flow(flow)
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise ValueError(f"The pairs file must end in .npz. Got {path!r}")
+    num_pairs = check_int("num_pairs", num_pairs)
+    batch_size = check_int("batch_size", batch_size)
+    num_steps = check_int("num_steps", num_steps)
+    seed = check_int("seed", seed, minimum=0)
+    if guidance is not None:
+        if not flow.conditional:
+            raise ValueError("`guidance` needs a class-conditional flow; this one "
+                             "is unconditional.")
+        if not float(guidance) >= 0:
+            raise ValueError(f"`guidance` must be >= 0. Got {guidance}")
+        guidance = float(guidance)
+    if os.path.isfile(path):
+        found = len(load_pairs(path)["noise"])
+        if found != num_pairs:
+            raise ValueError(
+                f"{path!r} already holds {found} pairs, not {num_pairs}; ask for "
+                f"{found} pairs or write to another path."
+            )
+        return path
+
+    partial = path + ".partial"
+    os.makedirs(partial, exist_ok=True)
+    _check_settings(partial, {
+        "num_pairs": num_pairs, "seed": seed, "batch_size": batch_size,
+        "num_steps": num_steps, "guidance": guidance,
+        "flow": fingerprint(flow),
+    })
+    chunks = [os.path.join(partial, CHUNK_NAME.format(index))
+              for index in range(math.ceil(num_pairs / batch_size))]
+    bar = keras.utils.Progbar(num_pairs, unit_name="pair") if progress else None
+    for index, chunk in enumerate(chunks):
+        start = index * batch_size
+        count = min(batch_size, num_pairs - start)
+        if not _chunk_is_complete(chunk, count, flow.image_shape):
+            arrays = _draw_chunk(flow, seed, index, start, count, num_steps,
+                                 guidance, compile)
+            _save_npz(chunk, arrays)
+        if bar:
+            bar.add(count)
+
+    parts = [load_pairs(chunk) for chunk in chunks]
+    _save_npz(path, {key: np.concatenate([part[key] for part in parts])
+                     for key in parts[0]})
+    shutil.rmtree(partial, ignore_errors=True)
+    return path
+
+
+def copy_flow(flow, seed=None, name=None):
+    """A new flow with `flow`'s configuration and weights: Flow-2 before
+    reflow training (Liu et al., 2023, start it from Flow-1).
+
+    Args:
+        flow: a `RectifiedFlow` (or `LatentRectifiedFlow`).
+        seed: int or None, seeds the copy's training noise and times.
+        name: str or None, the copy's name (default: `flow`'s).
+    """
+    _check_flow(flow)
+    config = flow.get_config()
+    config["seed"] = seed
+    if name is not None:
+        config["name"] = name
+    copy = type(flow).from_config(config)
+    for part in ("network", "vae"):
+        if hasattr(flow, part):
+            getattr(copy, part).set_weights(getattr(flow, part).get_weights())
+    return copy
+
+
+def chunk_noise(seed, index, count, shape):
+    """The noise of chunk `index`: standard normal from `(seed, index)`."""
+    rng = np.random.default_rng([int(seed), int(index)])
+    return rng.standard_normal((int(count),) + tuple(shape)).astype("float32")
+
+
+def _draw_chunk(flow, seed, index, start, count, num_steps, guidance, compile):
+    noise = chunk_noise(seed, index, count, flow.image_shape)
+    arrays = {"noise": noise}
+    labels = None
+    if flow.conditional:
+        labels = (np.arange(start, start + count) % flow.num_classes).astype("int32")
+    images = flow.sample_from_noise(noise, "euler", num_steps, batch_size=count,
+                                    progress=False, compile=compile, labels=labels,
+                                    guidance=guidance)
+    arrays["images"] = images.astype("float32")
+    if labels is not None:
+        arrays["labels"] = labels
+    return arrays
+
+
+def load_pairs(path):
+    """Reads and checks a pairs `.npz`: a dict of `noise`, `images`
+    (and `labels`, if the flow was conditional)."""
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            pairs = {key: data[key] for key in data.files}
+    except Exception as error:
+        raise ValueError(
+            f"Could not read reflow pairs from {path!r} ({type(error).__name__})."
+        ) from None
+    noise, images = pairs.get("noise"), pairs.get("images")
+    if noise is None or images is None:
+        raise ValueError(
+            f"{path!r} is not a reflow pairs file: it needs `noise` and "
+            f"`images` (it holds: {', '.join(sorted(pairs)) or 'nothing'})."
+        )
+    if noise.shape != images.shape or noise.ndim < 2 or len(noise) == 0:
+        raise ValueError(
+            f"In {path!r}, `noise` {noise.shape} and `images` {images.shape} "
+            "must have the same shape, with at least one pair."
+        )
+    labels = pairs.get("labels")
+    if labels is not None and labels.shape != (len(noise),):
+        raise ValueError(
+            f"In {path!r}, `labels` has shape {labels.shape}; expected "
+            f"({len(noise)},)."
+        )
+    return pairs
+
+
+def straightness(model, noise, num_steps=16, labels=None, guidance=None,
+                 batch_size=256, compile=True):
+    """How far a flow's Euler paths are from straight lines.
+
+    Integrates `model` from `noise` with `num_steps` Euler steps and
+    returns the mean, over the steps, the samples and the dimensions, of
+    `(v(x_t, t) - (x_1 - x_0)) ** 2`, where `x_1 - x_0` is the straight line
+    from each path's start to its end. It is 0 for straight paths (the
+    paper's S(Z), per dimension and discretized); reflow lowers it.
+
+    Args:
+        model: a `RectifiedFlow` (or `LatentRectifiedFlow`).
+        noise: float array `(N,) + model.image_shape`, the paths' starts.
+        num_steps: int >= 1, Euler steps.
+        labels, guidance: as for `RectifiedFlow.generate`.
+        batch_size: int >= 1, paths integrated at once.
+        compile: bool, compile the velocity evaluation.
+
+    Returns:
+        float >= 0.
+
+    Example:
+    >>> noise = np.random.default_rng(0).standard_normal((256, 28, 28, 1))
+    >>> straightness(flow1, noise), straightness(flow2, noise)
+    """
+    _check_flow(model)
+    batch_size = check_int("batch_size", batch_size)
+    noise = np.asarray(noise, "float32")
+    if noise.shape[1:] != model.image_shape or len(noise) == 0:
+        raise ValueError(
+            f"`noise` must have shape (N,) + {model.image_shape} with N >= 1. "
+            f"Got {noise.shape}"
+        )
+    labels = model._check_labels(labels, guidance, len(noise))
+    grid = _VelocityStep(num_steps)
+    velocity_fn = model._step_function(grid, compile)
+    total = 0.0
+    for start in range(0, len(noise), batch_size):
+        samples = noise[start : start + batch_size]
+        context = model.sampling_context(labels, guidance, start, batch_size)
+        sum_v = np.zeros(samples.shape, "float64")
+        sum_v2 = np.zeros(samples.shape, "float64")
+        for t, t_next in grid.timesteps():
+            velocity = keras.ops.convert_to_numpy(velocity_fn(
+                keras.ops.convert_to_tensor(samples), _float(t), _float(t_next),
+                None, context,
+            )).astype("float64")
+            samples = (samples + (t_next - t) * velocity).astype("float32")
+            sum_v += velocity
+            sum_v2 += velocity**2
+        # With equal steps x_1 - x_0 is the mean velocity, and the mean over
+        # steps of (v_k - mean)^2 is mean(v_k^2) - mean^2.
+        mean_v = sum_v / grid.num_steps
+        deviation = np.maximum(sum_v2 / grid.num_steps - mean_v**2, 0.0)
+        total += float(deviation.sum())
+    return total / noise.size
+
+
+class _VelocityStep(EulerSampler):
+    """Euler's time grid, with a `step` that returns the velocity itself."""
+
+    def step(self, model_fn, samples, t, t_next, noise=None):
+        return model_fn(samples, t)
+
+
+def fingerprint(flow):
+    """A short hash of a flow's network (and VAE, and latent scale), to tell
+    Flow-1s apart."""
+    digest = hashlib.sha256(repr(getattr(flow, "latent_scale", None)).encode())
+    parts = [flow.network] + ([flow.vae] if hasattr(flow, "vae") else [])
+    for part in parts:
+        for weight in part.get_weights():
+            digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _check_flow(flow):
+    if not isinstance(flow, RectifiedFlow):
+        raise ValueError(
+            f"Reflow needs a RectifiedFlow (or LatentRectifiedFlow); got a "
+            f"{type(flow).__name__}."
+        )
+
+
+def _check_settings(partial, settings):
+    """Keeps the chunks of one setting: a rerun with others is an error."""
+    settings_path = os.path.join(partial, SETTINGS_NAME)
+    if os.path.isfile(settings_path):
+        with open(settings_path) as f:
+            found = json.load(f)
+        if found != settings:
+            changed = sorted(key for key in settings
+                             if found.get(key) != settings[key])
+            raise ValueError(
+                f"{partial!r} holds chunks drawn with other settings "
+                f"({', '.join(changed)} differ); rerun with the same flow and "
+                "settings to resume, or delete that folder to start over."
+            )
+        return
+    with atomic_path(settings_path) as tmp:
+        with open(tmp, "w") as f:
+            json.dump(settings, f)
+
+
+def _chunk_is_complete(chunk, count, shape):
+    if not os.path.isfile(chunk):
+        return False
+    try:
+        pairs = load_pairs(chunk)
+    except ValueError:
+        return False  # unreadable: draw it again
+    return pairs["noise"].shape == (count,) + tuple(shape)
+
+
+def _save_npz(path, arrays):
+    # Through a file object, so np.savez never renames the temporary file.
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _float(value):
+    return keras.ops.convert_to_tensor(np.float32(value))

@@ -1,0 +1,33 @@
+from keras_diffusion.samplers.euler_sampler import EulerSampler
+
+
+class HeunSampler(EulerSampler):
+    """Heun's method (explicit trapezoid, 2nd order) for a flow's ODE.
+
+    Each step takes an Euler guess, evaluates the velocity again at its end,
+    and moves with the mean of the two velocities:
+
+        guess = x_t + h * v(x_t, t)
+        x_{t_next} = x_t + h / 2 * (v(x_t, t) + v(guess, t_next))
+
+    with `h = t_next - t`; time runs from 0 (noise) to 1 (data) in equal
+    steps. Every step, the last included, is a Heun step (a flow's velocity
+    is defined at `t = 1`), so `num_steps` steps cost `2 * num_steps`
+    network evaluations; the default 8 steps cost as much as 16 Euler steps.
+
+    Args:
+        num_steps: int >= 1, steps.
+
+    Example:
+    >>> sampler = HeunSampler(num_steps=4)
+    >>> x = sampler.step(velocity_fn, noise, 0.0, 0.25)
+    """
+
+    default_num_steps = 8
+
+    def step(self, model_fn, samples, t, t_next, noise=None):
+        """One Heun step: x_t -> x_{t_next} (see the class docstring)."""
+        step_size = t_next - t
+        velocity = model_fn(samples, t)
+        guess = samples + step_size * velocity
+        return samples + (0.5 * step_size) * (velocity + model_fn(guess, t_next))

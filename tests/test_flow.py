@@ -1,0 +1,430 @@
+"""Rectified flow, its Euler and Heun samplers, reflow pairs and `kd` commands."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import randomize
+from keras_diffusion import reflow
+from keras_diffusion.models import DDPM
+from keras_diffusion.models import LatentRectifiedFlow
+from keras_diffusion.models import RectifiedFlow
+from keras_diffusion.models import VAE
+from keras_diffusion.networks import UNet
+from keras_diffusion.networks import VAEDecoder
+from keras_diffusion.networks import VAEEncoder
+from keras_diffusion.samplers import EulerSampler
+from keras_diffusion.samplers import HeunSampler
+from keras_diffusion.samplers import make_step_function
+from keras_diffusion.samplers import run_sampler
+from keras_diffusion_cli.main import cli
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _tiny_unet(image_shape=(28, 28, 1), **kwargs):
+    return UNet(image_shape, widths=(8,), attention_levels=(), embedding_dim=16,
+                num_heads=1, **kwargs)
+
+
+def _tiny_flow(seed=0, **kwargs):
+    """An unconditional pixel flow whose random weights give a nonzero field."""
+    network = _tiny_unet(**kwargs)
+    randomize(network, seed=seed)
+    return RectifiedFlow(network, seed=seed)
+
+
+def _field_network(field, shape=(2, 2, 1)):
+    """A network whose velocity is `field(samples, times)`, for exact checks."""
+    samples = keras.Input(shape, name="noisy_images")
+    times = keras.Input((), name="times")
+    velocity = keras.layers.Lambda(lambda inputs: field(*inputs))([samples, times])
+    return keras.Model({"noisy_images": samples, "times": times}, velocity)
+
+
+def _integrate(sampler, model_fn, start):
+    step_fn = make_step_function(sampler, lambda x, t, context: model_fn(x, t), [],
+                                 compile=True)
+    return run_sampler(sampler, step_fn, start, progress=False)
+
+
+# The flow's definitions -----------------------------------------------------
+
+
+def test_interpolation_and_velocity_target_by_hand():
+    noise = np.array([0.0, 2.0, -1.0], "float32").reshape(3, 1, 1, 1)
+    images = np.array([1.0, -2.0, 0.5], "float32").reshape(3, 1, 1, 1)
+    times = np.array([0.25, 0.5, 1.0], "float32")
+    x_t = _np(RectifiedFlow.interpolate(noise, images, times)).ravel()
+    # 0.25 * 1 + 0.75 * 0;  0.5 * -2 + 0.5 * 2;  1 * 0.5 + 0 * -1
+    np.testing.assert_allclose(x_t, [0.25, 0.0, 0.5], atol=1e-7)
+    target = _np(RectifiedFlow.velocity_target(noise, images)).ravel()
+    np.testing.assert_allclose(target, [1.0, -4.0, 1.5], atol=1e-7)
+    # At t = 0 the point is the noise.
+    start = RectifiedFlow.interpolate(noise, images, np.zeros(3, "float32"))
+    np.testing.assert_allclose(_np(start), noise)
+
+
+def test_loss_of_a_zero_network_is_the_target_energy():
+    # A new UNet's output convolution is zero, so the loss on given pairs is
+    # mean((x1 - x0)^2) whatever times are drawn.
+    model = RectifiedFlow(_tiny_unet((4, 4, 1)), seed=0)
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(5, 4, 4, 1)).astype("float32")
+    images = rng.uniform(-1, 1, size=(5, 4, 4, 1)).astype("float32")
+    loss = _np(model.compute_loss({"noise": noise, "images": images}))
+    assert float(loss) == pytest.approx(np.mean((images - noise) ** 2), rel=1e-5)
+
+
+def test_time_sampling():
+    uniform = _np(RectifiedFlow(_tiny_unet(), seed=1).sample_times(20000))
+    assert 0 <= uniform.min() and uniform.max() <= 1
+    assert abs(uniform.mean() - 0.5) < 0.01 and abs(uniform.std() - 0.2887) < 0.01
+    model = RectifiedFlow(_tiny_unet(), time_sampling="logit_normal", seed=1)
+    logit_normal = _np(model.sample_times(20000))
+    logits = np.log(logit_normal / (1 - logit_normal))
+    assert abs(logits.mean()) < 0.03 and abs(logits.std() - 1.0) < 0.03
+    with pytest.raises(ValueError, match="time_sampling"):
+        RectifiedFlow(_tiny_unet(), time_sampling="beta")
+
+
+@pytest.mark.parametrize("x, match", [
+    ({"images": np.zeros((2, 4, 4, 1))}, "'noise' and 'images'"),
+    ({"noise": np.zeros((2, 4, 4, 1)), "images": np.zeros((2, 4, 4, 1)),
+      "extra": np.zeros(2)}, "'noise' and 'images'"),
+    ({"noise": np.zeros((2, 4, 4, 2)), "images": np.zeros((2, 4, 4, 1))},
+     "noise shaped like"),
+])
+def test_bad_pairs_are_explained(x, match):
+    model = RectifiedFlow(_tiny_unet((4, 4, 1)))
+    with pytest.raises(ValueError, match=match):
+        model.compute_loss(x)
+
+
+# Samplers ---------------------------------------------------------------------
+
+
+def test_timesteps_and_defaults():
+    assert EulerSampler(4).timesteps() == [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75),
+                                           (0.75, 1.0)]
+    assert EulerSampler().num_steps == 16 and HeunSampler().num_steps == 8
+    assert not EulerSampler.needs_noise and not HeunSampler.needs_noise
+    for bad in (0, -1, 2.5, True, "x"):
+        with pytest.raises(ValueError, match="num_steps"):
+            EulerSampler(bad)
+
+
+@pytest.mark.parametrize("sampler", [EulerSampler(1), HeunSampler(1), HeunSampler(3)])
+def test_straight_field_reaches_the_target(sampler):
+    rng = np.random.default_rng(0)
+    x0 = rng.normal(size=(3, 4, 4, 1)).astype("float32")
+    x1 = rng.uniform(-1, 1, size=x0.shape).astype("float32")
+    velocity = keras.ops.convert_to_tensor(x1 - x0)  # constant along each line
+    out = _integrate(sampler, lambda x, t: velocity, x0)
+    np.testing.assert_allclose(out, x1, atol=1e-5)
+
+
+def test_euler_follows_the_pairs_field_in_any_step_count():
+    # For fixed pairs the field that points at x1 is (x1 - x) / (1 - t);
+    # Euler never evaluates it at t = 1 and lands on x1.
+    rng = np.random.default_rng(1)
+    x0 = rng.normal(size=(2, 3, 3, 1)).astype("float32")
+    x1 = keras.ops.convert_to_tensor(rng.uniform(-1, 1, size=x0.shape).astype("float32"))
+    out = _integrate(EulerSampler(5), lambda x, t: (x1 - x) / (1.0 - t), x0)
+    np.testing.assert_allclose(out, _np(x1), atol=1e-5)
+
+
+def test_heun_is_second_order():
+    # dx/dt = x: Euler multiplies by (1 + h) per step, Heun by
+    # (1 + h + h^2 / 2); the exact answer is e * x0.
+    x0 = np.ones((1, 1, 1, 1), "float32")
+    euler = _integrate(EulerSampler(10), lambda x, t: x, x0).item()
+    heun = _integrate(HeunSampler(10), lambda x, t: x, x0).item()
+    assert euler == pytest.approx(1.1**10, rel=1e-5)
+    assert heun == pytest.approx((1 + 0.1 + 0.005) ** 10, rel=1e-5)
+    assert abs(heun - np.e) < abs(euler - np.e) / 20
+
+
+# Reflow -----------------------------------------------------------------------
+
+
+def test_straightness_by_hand():
+    noise = np.random.default_rng(2).normal(size=(3, 2, 2, 1)).astype("float32")
+    straight = RectifiedFlow(_field_network(lambda x, t: keras.ops.ones_like(x)))
+    assert reflow.straightness(straight, noise, num_steps=4) == pytest.approx(
+        0.0, abs=1e-10)
+    curved = RectifiedFlow(_field_network(lambda x, t: x))
+    # v_k = x0 (1 + h)^k and x_1 - x_0 = x0 ((1 + h)^N - 1).
+    steps, h = 4, 0.25
+    growth = (1 + h) ** np.arange(steps)
+    expected = np.mean(noise.astype("float64") ** 2) * np.mean(
+        (growth - ((1 + h) ** steps - 1)) ** 2)
+    assert reflow.straightness(curved, noise, num_steps=steps, batch_size=2) == (
+        pytest.approx(expected, rel=1e-4))
+
+
+def _draw(flow, path, **kwargs):
+    settings = dict(num_pairs=10, seed=3, batch_size=4, num_steps=3, progress=False)
+    settings.update(kwargs)
+    return reflow.generate_pairs(flow, path=str(path), **settings)
+
+
+def test_pairs_file_is_deterministic_and_resumes(tmp_path, monkeypatch):
+    flow = _tiny_flow()
+    first = reflow.load_pairs(_draw(flow, tmp_path / "a.npz"))
+    assert sorted(first) == ["images", "noise"]
+    assert first["noise"].shape == first["images"].shape == (10, 28, 28, 1)
+    assert first["noise"].dtype == first["images"].dtype == np.float32
+    np.testing.assert_array_equal(first["noise"][4:8],
+                                  reflow.chunk_noise(3, 1, 4, (28, 28, 1)))
+    expected = flow.sample_from_noise(first["noise"][:4], "euler", 3,
+                                      progress=False)
+    np.testing.assert_allclose(first["images"][:4], expected, atol=1e-5)
+    assert sorted(os.listdir(tmp_path)) == ["a.npz"]  # no .partial, no temp
+
+    # A crash while drawing chunk 2 keeps chunks 0 and 1.
+    draw_chunk, drawn, crash = reflow._draw_chunk, [], [True]
+
+    class Crash(Exception):
+        pass
+
+    def crashing(flow, seed, index, *args):
+        drawn.append(index)
+        if index == 2 and crash:
+            crash.clear()
+            raise Crash
+        return draw_chunk(flow, seed, index, *args)
+
+    monkeypatch.setattr(reflow, "_draw_chunk", crashing)
+    path = tmp_path / "b.npz"
+    with pytest.raises(Crash):
+        _draw(flow, path)
+    partial = tmp_path / "b.npz.partial"
+    assert sorted(os.listdir(partial)) == ["chunk_00000.npz", "chunk_00001.npz",
+                                           "settings.json"]
+    with pytest.raises(ValueError, match="seed differ"):
+        _draw(flow, path, seed=4)
+    os.remove(partial / "chunk_00000.npz")
+    drawn.clear()
+    _draw(flow, path)
+    assert drawn == [0, 2]  # chunk 1 was reused
+    second = reflow.load_pairs(path)
+    for key in first:
+        np.testing.assert_array_equal(second[key], first[key])
+    assert not partial.exists()
+    with pytest.raises(ValueError, match="already holds 10 pairs"):
+        _draw(flow, path, num_pairs=12)
+
+
+def test_generate_pairs_rejects_bad_arguments(tmp_path):
+    flow = _tiny_flow()
+    for kwargs, match in [({"num_pairs": 0}, "num_pairs"), ({"seed": -1}, "seed"),
+                          ({"num_steps": 0}, "num_steps"),
+                          ({"guidance": 2.0}, "class-conditional")]:
+        with pytest.raises(ValueError, match=match):
+            _draw(flow, tmp_path / "p.npz", **kwargs)
+    with pytest.raises(ValueError, match=".npz"):
+        _draw(flow, tmp_path / "p.txt")
+    with pytest.raises(ValueError, match="RectifiedFlow"):
+        _draw(DDPM(_tiny_unet()), tmp_path / "p.npz")
+    assert not list(tmp_path.iterdir())
+
+
+# Training, guidance, latent flows, saving ---------------------------------------
+
+
+def test_conditional_flow_fit_guidance_and_pairs(mnist_batch, tmp_path):
+    images, labels = mnist_batch
+    network = _tiny_unet(num_classes=10, class_input_channel=True,
+                         class_cross_attention=False)
+    randomize(network)
+    model = RectifiedFlow(network, seed=3)
+    x = np.random.default_rng(0).normal(size=(2, 28, 28, 1)).astype("float32")
+    t, w, classes = np.float32(0.4), 3.0, np.array([2, 7])
+    cond = _np(model.predict_velocity(x, t, classes))
+    uncond = _np(model.predict_velocity(x, t))
+    np.testing.assert_allclose(_np(model.guided_velocity(x, t, classes, w)),
+                               uncond + w * (cond - uncond), atol=1e-4)
+    model.compile(optimizer=keras.optimizers.AdamW(3e-3, use_ema=True))
+    history = model.fit(images[:64], labels[:64], batch_size=32, epochs=2,
+                        verbose=0).history["loss"]
+    assert np.isfinite(history).all() and history[-1] < history[0]
+    kwargs = dict(num_steps=3, labels=[0, 1, 2, 3], progress=False)
+    out = model.generate(4, guidance=2.0, **kwargs)
+    assert out.shape == (4, 28, 28, 1) and 0 <= out.min() and out.max() <= 1
+    np.testing.assert_array_equal(out, model.generate(4, guidance=2.0, **kwargs))
+    other = model.generate(4, guidance=5.0, **kwargs)
+    assert np.abs(out - other).max() > 1e-4  # the weight reaches the compiled step
+    pairs = reflow.load_pairs(reflow.generate_pairs(
+        model, 4, str(tmp_path / "pairs.npz"), num_steps=3, progress=False))
+    assert pairs["labels"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(  # each pair is drawn with its class
+        pairs["images"], model.sample_from_noise(pairs["noise"], "euler", 3,
+                                                 labels=[0, 1, 2, 3],
+                                                 progress=False), atol=1e-5)
+    with pytest.raises(ValueError, match="class-conditional"):
+        RectifiedFlow(network).compute_loss(images[:2])
+
+
+def _vae():
+    return VAE(VAEEncoder(latent_channels=2, widths=(8, 16, 16)),
+               VAEDecoder((7, 7, 2), widths=(16, 16, 8)), kl_weight=0.01, seed=0)
+
+
+def test_latent_flow_fit_and_reflow_pairs(mnist_batch, tmp_path):
+    images, _ = mnist_batch
+    vae = _vae()
+    scale = LatentRectifiedFlow.compute_latent_scale(vae, images[:64])
+    network = UNet((7, 7, 2), widths=(16,), attention_levels=(0,), embedding_dim=32,
+                   num_heads=1)
+    model = LatentRectifiedFlow(network, vae, scale, seed=0)
+    model.compile(optimizer=keras.optimizers.AdamW(3e-3, use_ema=True))
+    frozen = {id(v) for v in vae.weights}
+    history = model.fit(images[:64], batch_size=32, epochs=2, verbose=0)
+    loss = history.history["loss"]
+    assert np.isfinite(loss).all() and loss[-1] < loss[0]
+    assert not any(id(v) in frozen for v in model.trainable_variables)
+
+    # Reflow pairs of a latent flow are scaled latents; Flow-2 trains on them.
+    path = reflow.generate_pairs(model, 16, str(tmp_path / "pairs.npz"),
+                                 batch_size=8, num_steps=4, progress=False)
+    pairs = reflow.load_pairs(path)
+    assert pairs["noise"].shape == pairs["images"].shape == (16, 7, 7, 2)
+    flow2 = reflow.copy_flow(model, seed=1, name="reflow")
+    assert isinstance(flow2, LatentRectifiedFlow) and flow2.latent_scale == scale
+    for part in ("network", "vae"):
+        for a, b in zip(getattr(flow2, part).get_weights(),
+                        getattr(model, part).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    # A dict batch is not encoded again (the pixel reflow fit is in the CLI test).
+    assert np.isfinite(_np(flow2.compute_loss({key: pairs[key][:4] for key in pairs})))
+
+    out = model.generate(3, sampler="euler", num_steps=4, progress=False)
+    assert out.shape == (3, 28, 28, 1) and 0 <= out.min() and out.max() <= 1
+    # `copy_flow` went through get_config / from_config; `.keras` files find
+    # the class by its registered name (the pixel flow's file round trip is
+    # tested below).
+    assert keras.saving.get_registered_object(
+        "keras_diffusion>LatentRectifiedFlow") is LatentRectifiedFlow
+
+
+def test_pixel_flow_save_roundtrip_and_sampler_errors(tmp_path):
+    model = RectifiedFlow(_tiny_flow().network, time_sampling="logit_normal",
+                          seed=4, cond_drop_prob=0.2)
+    path = str(tmp_path / "rf.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, RectifiedFlow)
+    assert (loaded.time_sampling, loaded.seed, loaded.cond_drop_prob) == (
+        "logit_normal", 4, 0.2)
+    for sampler in ("euler", "heun"):
+        kwargs = dict(num_images=2, sampler=sampler, num_steps=3, progress=False)
+        np.testing.assert_allclose(loaded.generate(**kwargs),
+                                   model.generate(**kwargs), atol=1e-5)
+    with pytest.raises(ValueError, match="euler, heun"):
+        model.generate(2, sampler="ddim", progress=False)
+    with pytest.raises(ValueError, match="eta"):
+        model.generate(2, eta=0.5, progress=False)
+    with pytest.raises(ValueError, match="ddpm, ddim"):
+        DDPM(_tiny_unet()).generate(2, sampler="euler", progress=False)
+
+
+def test_flow_recipes():
+    from keras_diffusion.recipes import RECIPES
+    from keras_diffusion.recipes import build_model
+    from keras_diffusion.recipes import needs_vae
+
+    assert RECIPES["rf-pixel"]["network"] == RECIPES["ddpm"]["network"]
+    assert RECIPES["rf-latent"]["network"] == RECIPES["ldm"]["network"]
+    assert needs_vae("rf-latent") and not needs_vae("rf-pixel")
+    vae = VAE(VAEEncoder(latent_channels=4, widths=(8, 16, 16)),
+              VAEDecoder((7, 7, 4), widths=(16, 16, 8)))
+    latent = build_model("rf-latent", seed=0, compile=False, vae=vae, latent_scale=2.0)
+    assert type(latent) is LatentRectifiedFlow and latent.latent_scale == 2.0
+    with pytest.raises(ValueError, match="needs a trained VAE"):
+        build_model("rf-latent", compile=False)
+    with pytest.raises(ValueError, match="kd train reflow --from"):
+        build_model("reflow")
+
+
+# kd ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("models")
+    flow, ddpm = str(directory / "tiny.keras"), str(directory / "ddpm.keras")
+    _tiny_flow().save(flow)
+    DDPM(_tiny_unet()).save(ddpm)
+    return {"flow": flow, "ddpm": ddpm}
+
+
+def test_kd_train_reflow_then_sample(model_files, tmp_path):
+    out = tmp_path / "reflow"
+    result = CliRunner().invoke(cli, [
+        "train", "reflow", "--from", model_files["flow"], "--pairs", "32",
+        "--max-steps", "2", "--batch-size", "16", "--out", str(out),
+        "--pair-steps", "4",  # the default 100 is slow on CPU under torch
+    ])
+    assert result.exit_code == 0, result.output
+    assert (out / "pairs.npz").is_file() and (out / "reflow.keras").is_file()
+    assert not (out / "pairs.npz.partial").exists() and not (out / "backup").exists()
+    assert reflow.load_pairs(out / "pairs.npz")["noise"].shape == (32, 28, 28, 1)
+    flow2 = keras.saving.load_model(str(out / "reflow.keras"))
+    assert isinstance(flow2, RectifiedFlow) and flow2.name == "reflow"
+
+    npz = tmp_path / "s.npz"
+    result = CliRunner().invoke(cli, [
+        "sample", "--model", str(out / "reflow.keras"), "--sampler", "heun",
+        "--steps", "2", "--num", "3", "--out", str(npz),
+    ])
+    assert result.exit_code == 0, result.output
+    assert np.load(npz)["images"].shape == (3, 28, 28, 1)
+
+
+def test_kd_evaluate_a_flow(model_files, mnist_dir):
+    result = CliRunner().invoke(cli, [
+        "evaluate", "--model", model_files["flow"], "--steps", "3", "--num", "8",
+        "--data", mnist_dir, "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert scores["sampler"] == "euler" and scores["num_steps"] == 3
+
+
+@pytest.mark.parametrize("model, args, match", [
+    ("ddpm", ["--sampler", "euler"], "euler and heun sample rectified flows"),
+    ("ddpm", ["--sampler", "heun"], "choose one of ddpm, ddim"),
+    ("flow", ["--sampler", "ddim"], "choose one of euler, heun"),
+    ("flow", ["--sampler", "ddpm", "--steps", "4"], "choose one of euler, heun"),
+    ("flow", ["--eta", "0.5"], "eta"),
+])
+def test_kd_sample_rejects_sampler_model_mismatch(model_files, tmp_path, model,
+                                                  args, match):
+    result = CliRunner().invoke(cli, ["sample", "--model", model_files[model],
+                                      "--out", str(tmp_path / "x.png")] + args)
+    assert result.exit_code == 2, result.output
+    assert match in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, match", [
+    (["reflow"], "needs --from"),
+    (["ddpm", "--from", "x.keras"], "--from is only for `kd train reflow`"),
+    (["rf-pixel", "--pairs", "8", "--pair-steps", "2"],
+     "--pairs, --pair-steps are only for `kd train reflow`"),
+    (["reflow", "--from", "{ddpm}"], "needs a RectifiedFlow"),
+    (["reflow", "--from", "{flow}", "--data", "mnist"], "--data is not used by"),
+])
+def test_kd_train_reflow_rejects_bad_flags(model_files, tmp_path, args, match):
+    args = [arg.format(**model_files) for arg in args]
+    result = CliRunner().invoke(cli, ["train"] + args + ["--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert match in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.iterdir())
