@@ -87,6 +87,9 @@ def test_latent_diffusion_fit_sample_and_roundtrip(mnist_batch, tmp_path):
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, LatentDiffusion)
     assert loaded.latent_scale == model.latent_scale
+    # The loaded VAE stays frozen: the optimizer sees only the UNet.
+    assert len(loaded.trainable_variables) == len(model.trainable_variables)
+    assert not any(v.trainable for v in loaded.vae.weights)
     np.testing.assert_allclose(loaded.generate(**kwargs), out, atol=1e-5)
 
 

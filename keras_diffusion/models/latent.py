@@ -39,6 +39,11 @@ class LatentMixin:
             raise ValueError(f"`latent_scale` must be > 0. Got {latent_scale}")
         self.vae = vae
         self.vae.trainable = False
+        # A VAE rebuilt from a config (loading a .keras file) does not pass
+        # `trainable` down to the layers inside its functional encoder and
+        # decoder; freeze every variable so the optimizer never sees them.
+        for variable in self.vae.weights:
+            variable.trainable = False
         self.latent_scale = float(latent_scale)
 
     @staticmethod
