@@ -32,6 +32,8 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default=None)
     parser.add_argument("--figure-columns", type=int, default=10)
+    parser.add_argument("--plot", default=None,
+                        help="PNG of FID and class accuracy against guidance.")
     args = parser.parse_args()
 
     import keras
@@ -52,10 +54,11 @@ def main():
 
     print(f"model {args.model}, backend {keras.backend.backend()}, "
           f"{args.num} samples, seed {args.seed}; floor {floor:.2f}")
-    header = "| sampler | steps | guidance | FID | floor | confident | accuracy | s / 100 images |"
+    header = ("| sampler | steps | guidance | FID | floor | confident | accuracy "
+              "| lowest class accuracy | s / 100 images |")
     print(header)
     print("|" + " --- |" * (header.count("|") - 1))
-    rows = []
+    rows, curve = [], []
     for setting in args.settings:
         sampler, steps = setting.split(":")
         for guidance in weights:
@@ -69,15 +72,50 @@ def main():
             images = sample(args.num)
             seconds = time.perf_counter() - start
             result = evaluator.evaluate(images, labels=labels, data=args.data)
-            accuracy = "-" if result["accuracy"] is None else f"{result['accuracy']:.1%}"
+            accuracy = lowest = "-"
+            if result["accuracy"] is not None:
+                accuracy = f"{result['accuracy']:.1%}"
+                per_class = result["class_accuracy"]
+                worst = min(per_class, key=per_class.get)
+                lowest = f"{per_class[worst]:.1%} (class {worst})"
             print(f"| {sampler} | {steps} | {'-' if guidance is None else guidance:} | "
                   f"{result['fid']:.2f} | {floor:.2f} | {result['confident_rate']:.1%} | "
-                  f"{accuracy} | {100 * seconds / args.num:.2f} |", flush=True)
+                  f"{accuracy} | {lowest} | {100 * seconds / args.num:.2f} |", flush=True)
             rows.append(images[: args.figure_columns])
+            curve.append((guidance, result["fid"], result["accuracy"]))
     if args.figure:
         save_image_grid(np.concatenate(rows), args.figure,
                         num_columns=args.figure_columns)
         print(f"wrote {args.figure}")
+    if args.plot:
+        _plot_guidance(args.plot, curve, floor, args.num)
+        print(f"wrote {args.plot}")
+
+
+def _plot_guidance(path, curve, floor, num):
+    """FID (left axis) and class accuracy (right axis) against guidance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_diffusion.utils.io import atomic_path
+
+    weights = [w for w, _, _ in curve]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(weights, [fid for _, fid, _ in curve], marker="o", color="C0", label="FID")
+    axis.axhline(floor, color="C0", linestyle=":", linewidth=1, label="FID floor")
+    axis.set_xlabel("guidance weight w")
+    axis.set_ylabel(f"FID ({num} samples)", color="C0")
+    if all(accuracy is not None for _, _, accuracy in curve):
+        other = axis.twinx()
+        other.plot(weights, [100 * a for _, _, a in curve], marker="s", color="C1")
+        other.set_ylabel("class accuracy (%)", color="C1")
+    axis.legend(loc="upper center", fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

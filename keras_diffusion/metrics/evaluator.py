@@ -108,15 +108,19 @@ class Evaluator:
         Returns:
             A dict: `num` (images), `fid` (against as many test images),
             `floor` (real train vs test at the same count),
-            `confident_rate`, and `accuracy` (`None` without `labels`).
+            `confident_rate`, `accuracy` (`None` without `labels`), and
+            `class_accuracy`: a dict from each class present in `labels` to
+            the accuracy of its images (`None` without `labels`).
         """
         outputs = self._outputs(images01)
         num = len(outputs["features"])
-        accuracy = None
+        accuracy = class_accuracy = None
         if labels is not None:
             labels = _check_labels(labels, num)
-            predictions = np.argmax(outputs["probabilities"], axis=-1)
-            accuracy = float(np.mean(predictions == labels))
+            correct = np.argmax(outputs["probabilities"], axis=-1) == labels
+            accuracy = float(np.mean(correct))
+            class_accuracy = {int(label): float(np.mean(correct[labels == label]))
+                              for label in np.unique(labels)}
         return {
             "num": num,
             "fid": frechet_distance(
@@ -125,6 +129,7 @@ class Evaluator:
             "floor": self.floor(num, data),
             "confident_rate": _confident_rate(outputs["probabilities"]),
             "accuracy": accuracy,
+            "class_accuracy": class_accuracy,
         }
 
     def _outputs(self, images01):
