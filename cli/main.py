@@ -8,7 +8,14 @@ import click
 
 BACKENDS = ("tensorflow", "jax", "torch")
 TRAIN_KINDS = ("ddpm", "vae", "ldm", "cfg", "rf-pixel", "rf-latent", "reflow",
-               "evaluator")
+               "evaluator", "classifier")
+CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
+                   "a noisy-image classifier, shipped name (`classifier`) or "
+                   ".keras path; steers toward --class, or without it one row "
+                   "per digit. Samples with ddpm in 50 steps unless --sampler "
+                   "is given.")
+CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, >= 0 (0: unguided; default: "
+                         "sampling.DEFAULT_CLASSIFIER_SCALE).")
 SAMPLERS = ("ddpm", "ddim", "euler", "heun")
 SAMPLER_HELP = ("ddpm or ddim for diffusion models, euler or heun for flows "
                 "(default: ddim, or euler for a flow).")
@@ -78,6 +85,18 @@ def _seed(ctx, param, value):
     return value
 
 
+def _check_classifier_flags(classifier, classifier_scale):
+    """--classifier-scale: >= 0, finite, and only with --classifier."""
+    if classifier_scale is None:
+        return
+    if not (classifier_scale >= 0 and math.isfinite(classifier_scale)):
+        raise KDError(f"--classifier-scale must be >= 0 (and finite). Got "
+                      f"{classifier_scale}")
+    if classifier is None:
+        raise KDError("--classifier-scale needs --classifier (a noisy-image "
+                      "classifier, such as the shipped `classifier`).")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keras-diffusion")
 def cli():
@@ -116,20 +135,29 @@ def cli():
                    "(default: the recipe's, 20000).")
 @click.option("--pair-steps", type=int, default=None, callback=_positive,
               help="For reflow: Euler steps of Flow-1 per pair (default 100).")
+@click.option("--distribute", is_flag=True,
+              help="Train data-parallel on every device (JAX: and every host "
+                   "given by KERAS_DISTRIBUTION_*); --batch-size is then the "
+                   "global batch (see docs/distributed.md).")
 def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, seed,
-          vae, flow, num_pairs, pair_steps):
+          vae, flow, num_pairs, pair_steps, distribute):
     """Train a model of KIND on MNIST; rerun the same command to resume.
 
     KIND `evaluator` trains the digit classifier that `kd evaluate` uses
     (in a few minutes; it does not resume). KIND `reflow` trains Flow-2 on
     pairs drawn from the flow given by --from, into OUT/pairs.npz and
-    OUT/reflow.keras (see docs/rectified_flow.md).
+    OUT/reflow.keras (see docs/rectified_flow.md). KIND `classifier` trains
+    the noisy-image classifier of classifier guidance (`kd sample
+    --classifier`; see docs/classifier_guidance.md).
     """
     from keras_diffusion.training import train as train_model
     from keras_diffusion.training import train_reflow
 
     if kind == "reflow" and flow is None:
         raise KDError("`kd train reflow` needs --from FLOW1 (a trained flow).")
+    if distribute and kind in ("reflow", "evaluator"):
+        raise KDError(f"--distribute does not apply to `kd train {kind}`; it "
+                      "trains the diffusion, flow and VAE kinds.")
     reflow_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps}
     other_only = {"--data": data, "--vae": vae}
     given = _given(other_only if kind == "reflow" else reflow_only)
@@ -159,7 +187,7 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
         return
     path = _run(train_model, kind, data=data, epochs=epochs, max_steps=max_steps,
                 batch_size=batch_size, out_dir=out_dir, seed=seed,
-                learning_rate=learning_rate, vae=vae)
+                learning_rate=learning_rate, vae=vae, distribute=distribute)
     click.echo(f"Saved {path}")
 
 
@@ -176,8 +204,8 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
               help="Number of images (default 16; 8 per class for a "
                    "class-conditional model without --class).")
 @click.option("--class", "label", type=int, default=None,
-              help="Digit to generate (class-conditional models); without it, "
-                   "one row per digit.")
+              help="Digit to generate (class-conditional models, or with "
+                   "--classifier); without it, one row per digit.")
 @click.option("--guidance", type=float, default=None,
               help="Classifier-free guidance weight, >= 0 (default 4; 0 is "
                    "unconditional, 1 plain conditional).")
@@ -185,7 +213,14 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
               callback=_seed)
 @click.option("--out", type=click.Path(), default="samples.png",
               show_default=True, help=".png grid or .npz of images in [0, 1].")
-def sample(model, sampler, steps, eta, num, label, guidance, seed, out):
+@click.option("--animate", type=click.Path(), default=None,
+              help="Also write a .gif of the sampling: the predicted images "
+                   "after each step (at most 49), then the final grid.")
+@click.option("--classifier", default=None, help=CLASSIFIER_HELP)
+@click.option("--classifier-scale", type=float, default=None,
+              help=CLASSIFIER_SCALE_HELP)
+def sample(model, sampler, steps, eta, num, label, guidance, seed, out, animate,
+           classifier, classifier_scale):
     """Sample images from a trained model."""
     from keras_diffusion.sampling import sample as sample_images
 
@@ -196,10 +231,16 @@ def sample(model, sampler, steps, eta, num, label, guidance, seed, out):
         raise KDError(f"--class must be a digit, 0-9. Got {label}")
     if guidance is not None and not (guidance >= 0 and math.isfinite(guidance)):
         raise KDError(f"--guidance must be >= 0 (and finite). Got {guidance}")
+    if animate is not None and not animate.lower().endswith(".gif"):
+        raise KDError(f"--animate {animate!r} must end in .gif.")
+    _check_classifier_flags(classifier, classifier_scale)
     _run(sample_images, model=model, sampler=sampler, num_steps=steps,
          num_images=num, seed=seed, out=out, eta=eta, label=label,
-         guidance=guidance)
+         guidance=guidance, animate=animate, classifier=classifier,
+         classifier_scale=classifier_scale)
     click.echo(f"Wrote {out}")
+    if animate is not None:
+        click.echo(f"Wrote {animate}")
 
 
 @cli.command()
@@ -220,14 +261,17 @@ def sample(model, sampler, steps, eta, num, label, guidance, seed, out):
               help="MNIST IDX directory or .npz (default: tensorflow-datasets, "
                    "which needs internet).")
 @click.option("--class", "label", type=int, default=None,
-              help="Class-conditional models: sample only this digit "
-                   "(default: every digit in turn).")
+              help="Class-conditional models (or with --classifier): sample "
+                   "only this digit (default: every digit in turn).")
 @click.option("--guidance", type=float, default=None,
               help="Class-conditional models: guidance weight, >= 0 (default 4).")
+@click.option("--classifier", default=None, help=CLASSIFIER_HELP)
+@click.option("--classifier-scale", type=float, default=None,
+              help=CLASSIFIER_SCALE_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="Print the results as one JSON object.")
 def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
-             as_json):
+             classifier, classifier_scale, as_json):
     """Score samples with the shipped MNIST evaluator (see docs/evaluation.md).
 
     Samples --num images from --model, or reads --samples, then prints the
@@ -247,17 +291,21 @@ def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
 
         context = click.get_current_context()
         given = [f"--{name}" for name in ("sampler", "steps", "num", "seed",
-                                          "label", "guidance")
+                                          "label", "guidance", "classifier",
+                                          "classifier_scale")
                  if context.get_parameter_source(name) != ParameterSource.DEFAULT]
-        given = ["--class" if name == "--label" else name for name in given]
+        given = ["--class" if name == "--label" else name.replace("_", "-")
+                 for name in given]
         if given:
             raise KDError(f"{', '.join(given)} apply only with --model, not "
                           "with --samples.")
     if label is not None and not 0 <= label <= 9:
         raise KDError(f"--class must be a digit, 0-9. Got {label}")
+    _check_classifier_flags(classifier, classifier_scale)
     result = _run(evaluate_samples, model=model, samples=samples, sampler=sampler,
                   num_steps=steps, num_images=num, seed=seed, data=data,
-                  progress=not as_json, label=label, guidance=guidance)
+                  progress=not as_json, label=label, guidance=guidance,
+                  classifier=classifier, classifier_scale=classifier_scale)
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -269,9 +317,17 @@ def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
     ]
     if result["accuracy"] is not None:
         rows.append(("accuracy", f"{result['accuracy']:.1%}  (vs labels)"))
+        per_class = result.get("class_accuracy") or {}
+        if len(per_class) > 1:
+            worst = min(per_class, key=per_class.get)
+            rows.append(("per class", "  ".join(
+                f"{label}:{value:.0%}" for label, value in sorted(per_class.items()))
+                + f"  (lowest: {worst})"))
     if result["sampling_seconds"] is not None:
         guided = ("" if result["guidance"] is None
                   else f", guidance {result['guidance']:g}")
+        if result.get("classifier_scale") is not None:
+            guided += f", classifier scale {result['classifier_scale']:g}"
         rows.append(("sampling time", f"{result['sampling_seconds']:.1f} s  "
                      f"({result['sampler']}, {result['num_steps']} steps{guided})"))
     for name, value in rows:
@@ -287,14 +343,42 @@ def info():
     from keras_diffusion.pretrained import PRETRAINED
     from keras_diffusion.pretrained import available_models
 
+    from keras_diffusion.pretrained import WEIGHTS_DIR
+
+    backend = keras.backend.backend()
+    source = ("from KERAS_BACKEND" if os.environ.get("KERAS_BACKEND") else
+              f"the default; set KERAS_BACKEND to {', '.join(BACKENDS)}")
+    backend_version, devices = _backend_details(backend)
     click.echo(f"keras_diffusion {__version__}")
-    click.echo(f"keras {keras.__version__}, backend {keras.backend.backend()}")
+    click.echo(f"keras {keras.__version__}, backend {backend} ({source})")
+    click.echo(f"{backend} {backend_version}, devices: {devices}")
     click.echo(f"python {sys.version.split()[0]}")
-    click.echo("shipped models:")
+    click.echo(f"shipped models (in {WEIGHTS_DIR}):")
     present = set(available_models())
-    for name, (_, description) in PRETRAINED.items():
-        mark = "" if name in present else "  (missing)"
-        click.echo(f"  {name:<14} {description}{mark}")
+    width = max(len(name) for name in PRETRAINED)
+    for name, (filename, description) in PRETRAINED.items():
+        size = "missing"
+        if name in present:
+            size = f"{os.path.getsize(os.path.join(WEIGHTS_DIR, filename)) / 2**20:.1f} MiB"
+        click.echo(f"  {name:<{width}} {size:>9}  {description}")
+
+
+def _backend_details(backend):
+    """(version, devices) of the active backend, e.g. `("2.19.0", "CPU")`."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        return tf.__version__, f"CPU, {len(gpus)} GPU" if gpus else "CPU"
+    if backend == "jax":
+        import jax
+
+        kinds = sorted({device.platform.upper() for device in jax.devices()})
+        return jax.__version__, f"{len(jax.devices())} x {'/'.join(kinds)}"
+    import torch
+
+    count = torch.cuda.device_count()
+    return torch.__version__, f"CPU, {count} GPU" if count else "CPU"
 
 
 if __name__ == "__main__":

@@ -1,15 +1,20 @@
 """keras_diffusion: diffusion and flow models on small images, in Keras 3."""
 
+from keras_diffusion import data
+from keras_diffusion import guidance
 from keras_diffusion import layers
 from keras_diffusion import models
 from keras_diffusion import networks
 from keras_diffusion import reflow
 from keras_diffusion import samplers
 from keras_diffusion import schedules
+from keras_diffusion import viz
 from keras_diffusion.models import DDPM
 from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.models import LatentRectifiedFlow
+from keras_diffusion.models import NoisyClassifier
 from keras_diffusion.models import RectifiedFlow
+from keras_diffusion.networks import TimeConditionedClassifier
 from keras_diffusion.networks import UNet
 from keras_diffusion.pretrained import available_models
 from keras_diffusion.pretrained import load_model
@@ -20,3 +25,22 @@ from keras_diffusion.samplers import HeunSampler
 from keras_diffusion.schedules import CosineSchedule
 from keras_diffusion.schedules import LinearBetaSchedule
 from keras_diffusion.version import __version__
+
+# The public API: what `from keras_diffusion import *` gives and what
+# docs/api.md (`python docs/make_api.py`) documents. Every name imported
+# above is listed (tests/test_api_docs.py checks it).
+__all__ = [
+    # models
+    "DDPM", "LatentDiffusion", "LatentRectifiedFlow", "NoisyClassifier",
+    "RectifiedFlow",
+    # networks
+    "TimeConditionedClassifier", "UNet",
+    # samplers and schedules
+    "DDIMSampler", "DDPMSampler", "EulerSampler", "HeunSampler",
+    "CosineSchedule", "LinearBetaSchedule",
+    # shipped models
+    "available_models", "load_model",
+    # modules
+    "data", "guidance", "layers", "models", "networks", "reflow", "samplers",
+    "schedules", "viz",
+]

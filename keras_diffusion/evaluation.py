@@ -10,7 +10,7 @@ from keras_diffusion.metrics import Evaluator
 
 def evaluate(model=None, samples=None, sampler=None, num_steps=None,
              num_images=1000, seed=0, data=None, progress=False, label=None,
-             guidance=None):
+             guidance=None, classifier=None, classifier_scale=None):
     """Scores a model's samples, or a file of images, with the shipped evaluator.
 
     Pass exactly one of `model` (sampled here) and `samples` (an `.npz`).
@@ -38,6 +38,12 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             `None` samples the classes in turn (equal counts).
         guidance: float >= 0, classifier-free guidance weight for a
             class-conditional model (default: `sampling.DEFAULT_GUIDANCE`).
+        classifier: a shipped name, `.keras` path or `NoisyClassifier`:
+            classifier guidance of an unconditional pixel-space DDPM toward
+            `label` (`None`: the classes in turn, equal counts).
+        classifier_scale: float >= 0, the classifier guidance scale
+            (default: `sampling.DEFAULT_CLASSIFIER_SCALE`). Without
+            `sampler`, classifier guidance samples with DDPM in 50 steps.
 
     Returns:
         A dict: `num`, `fid` (against as many MNIST test images), `floor`
@@ -65,9 +71,19 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             raise ValueError(f"--steps must be >= 1. Got {num_steps}")
         if not isinstance(model, SAMPLING_MODELS):
             model = load_model(model, expected_type=SAMPLING_MODELS)
+        if classifier is not None:
+            from keras_diffusion.sampling import classifier_sampler
+
+            sampler, num_steps = classifier_sampler(sampler, num_steps)
         sampler = model.default_sampler if sampler is None else sampler
         num_steps = model.make_sampler(sampler, num_steps).num_steps  # validates
-        labels, guidance = _sampling_labels(model, label, guidance, int(num_images))
+        if classifier is not None or classifier_scale is not None:
+            labels, classifier, classifier_scale = _classifier_labels(
+                model, label, guidance, classifier, classifier_scale,
+                int(num_images))
+        else:
+            labels, guidance = _sampling_labels(model, label, guidance,
+                                                int(num_images))
 
     evaluator = Evaluator.load()
     evaluator.floor(num_images, data)  # loads and caches the real features
@@ -77,7 +93,9 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
         start = time.perf_counter()
         images = model.generate(int(num_images), sampler=sampler,
                                 num_steps=num_steps, seed=seed, progress=progress,
-                                labels=labels, guidance=guidance)
+                                labels=labels, guidance=guidance,
+                                classifier=classifier,
+                                classifier_scale=classifier_scale)
         sampling_seconds = time.perf_counter() - start
 
     result = evaluator.evaluate(images, labels=labels, data=data)
@@ -87,6 +105,7 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
         num_steps=None if model is None else int(num_steps),
         seed=None if model is None else int(seed),
         guidance=guidance,
+        classifier_scale=classifier_scale,
     )
     return result
 
@@ -109,6 +128,36 @@ def _sampling_labels(model, label, guidance, num_images):
     else:
         labels = np.full((num_images,), label)
     return labels, DEFAULT_GUIDANCE if guidance is None else float(guidance)
+
+
+def _classifier_labels(model, label, guidance, classifier, classifier_scale,
+                       num_images):
+    """Labels, classifier and scale for classifier guidance, validated."""
+    from keras_diffusion.sampling import DEFAULT_CLASSIFIER_SCALE
+    from keras_diffusion.sampling import load_classifier
+
+    if classifier is None:
+        raise ValueError("--classifier-scale needs --classifier (a noisy-image "
+                         "classifier, such as the shipped `classifier`).")
+    if classifier_scale is not None and not (
+        classifier_scale >= 0 and np.isfinite(classifier_scale)
+    ):
+        raise ValueError(
+            f"--classifier-scale must be >= 0 (and finite). Got {classifier_scale}"
+        )
+    classifier = load_classifier(model, classifier)
+    if guidance is not None:
+        raise ValueError("--guidance (classifier-free) needs a class-conditional "
+                         "model; with --classifier, set --classifier-scale.")
+    num_classes = classifier.num_classes
+    if label is not None and not 0 <= label < num_classes:
+        raise ValueError(f"--class must be in 0-{num_classes - 1}. Got {label}")
+    if label is None:
+        labels = np.arange(num_images) % num_classes
+    else:
+        labels = np.full((num_images,), label)
+    scale = DEFAULT_CLASSIFIER_SCALE if classifier_scale is None else classifier_scale
+    return labels, classifier, float(scale)
 
 
 def load_samples(path):

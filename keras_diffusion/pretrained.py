@@ -12,8 +12,23 @@ PRETRAINED = {
     "cfg": ("cfg.keras", "latent DDPM, class-conditional with guidance (kd train cfg)"),
     "ddpm": ("ddpm.keras", "pixel-space DDPM, unconditional (kd train ddpm)"),
     "vae": ("vae.keras", "VAE with a 7x7x4 latent (kd train vae)"),
+    "ldm": ("ldm.keras", "latent DDPM, unconditional (kd train ldm)"),
+    "rf-pixel": ("rf-pixel.keras", "pixel rectified flow, Flow-1 (kd train rf-pixel)"),
+    "reflow-pixel": (
+        "reflow-pixel.keras",
+        "pixel reflow, Flow-2 of rf-pixel (kd train reflow --from rf-pixel)",
+    ),
+    "rf-latent": ("rf-latent.keras", "latent rectified flow, Flow-1 (kd train rf-latent)"),
+    "reflow-latent": (
+        "reflow-latent.keras",
+        "latent reflow, Flow-2 of rf-latent (kd train reflow --from rf-latent)",
+    ),
     "evaluator": (
         "evaluator.keras", "MNIST classifier that scores samples (kd train evaluator)"
+    ),
+    "classifier": (
+        "classifier.keras",
+        "noisy-image classifier for classifier guidance (kd train classifier)",
     ),
 }
 

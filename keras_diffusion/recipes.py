@@ -11,7 +11,9 @@ from keras_diffusion.models import DDPM
 from keras_diffusion.models import VAE
 from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.models import LatentRectifiedFlow
+from keras_diffusion.models import NoisyClassifier
 from keras_diffusion.models import RectifiedFlow
+from keras_diffusion.networks import TimeConditionedClassifier
 from keras_diffusion.networks import UNet
 from keras_diffusion.networks import VAEDecoder
 from keras_diffusion.networks import VAEEncoder
@@ -49,6 +51,19 @@ RECIPES = {
             "network": dict(_LATENT_UNET, num_classes=10,
                             class_input_channel=True, class_cross_attention=True),
             **_TRAINING},
+    # The two conditioning routes of "cfg" on their own, for comparing which
+    # carries the class better (docs/guidance.md): the class as an input
+    # channel only, and through cross-attention only.
+    "cfg-channel": {"model": "latent", "schedule": "linear", "cond_drop_prob": 0.1,
+                    "network": dict(_LATENT_UNET, num_classes=10,
+                                    class_input_channel=True,
+                                    class_cross_attention=False),
+                    **_TRAINING},
+    "cfg-xattn": {"model": "latent", "schedule": "linear", "cond_drop_prob": 0.1,
+                  "network": dict(_LATENT_UNET, num_classes=10,
+                                  class_input_channel=False,
+                                  class_cross_attention=True),
+                  **_TRAINING},
     # Rectified flow in pixel space (the "ddpm" UNet), unconditional.
     "rf-pixel": {"model": "flow", "network": _PIXEL_UNET,
                  "time_sampling": "uniform", **_TRAINING},
@@ -61,6 +76,13 @@ RECIPES = {
     # `pair_steps` Euler steps of Flow-1.
     "reflow": {"model": "reflow", "num_pairs": 20000, "pair_steps": 100,
                **_TRAINING},
+    # Classifier of noisy images x_t at random t, with the "ddpm" schedule,
+    # for classifier guidance of the unconditional DDPM. Trains on labels
+    # (`num_classes` makes `is_conditional` true).
+    "classifier": {"model": "classifier", "schedule": "linear",
+                   "network": {"image_shape": (28, 28, 1), "widths": (16, 32, 64),
+                               "embedding_dim": 64, "num_classes": 10},
+                   "learning_rate": 2e-3, "batch_size": 128, "max_steps": 2000},
 }
 
 # The model class of each recipe "model" (the VAE and reflow are built apart).
@@ -95,6 +117,11 @@ def build_model(kind, seed=None, learning_rate=None, compile=True, vae=None,
                     VAEDecoder(latent_shape=(7, 7, channels)),
                     kl_weight=recipe["kl_weight"], seed=seed, name=kind)
         optimizer = keras.optimizers.Adam(learning_rate or recipe["learning_rate"])
+    elif recipe["model"] == "classifier":
+        model = NoisyClassifier(TimeConditionedClassifier(**recipe["network"]),
+                                schedule=recipe["schedule"], seed=seed, name=kind)
+        optimizer = keras.optimizers.AdamW(learning_rate or recipe["learning_rate"],
+                                           weight_decay=1e-4)
     elif recipe["model"] == "reflow":
         raise ValueError(
             "A reflow model starts from a trained flow: use "

@@ -25,6 +25,8 @@ from keras_diffusion.utils.io import atomic_path
 CHUNK_NAME = "chunk_{:05d}.npz"
 SETTINGS_NAME = "settings.json"
 
+__all__ = ["copy_flow", "generate_pairs", "load_pairs", "straightness"]
+
 
 def generate_pairs(flow, num_pairs, path, seed=0, batch_size=256, num_steps=100,
                    guidance=None, progress=True, compile=True):

@@ -10,6 +10,7 @@ import numpy as np
 from keras_diffusion.data import load_mnist
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
+from keras_diffusion.distribution import data_parallel
 from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.models import VAE
@@ -34,7 +35,7 @@ class TrainingError(RuntimeError):
 
 def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
           out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1,
-          vae=None):
+          vae=None, distribute=False):
     """Trains the default model of `kind` on MNIST and saves it.
 
     Writes to `out_dir` (default `runs/<kind>/`): `<kind>.keras` (the final
@@ -61,10 +62,27 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         verbose: Keras verbosity (1: progress bar).
         vae: for latent kinds, a shipped name or `.keras` path of a trained
             VAE; `None` trains one first.
+        distribute: bool, train data-parallel on every device (and, under
+            JAX with the `KERAS_DISTRIBUTION_*` variables set, every host)
+            with `keras_diffusion.distribution.data_parallel`; `batch_size`
+            is then the global batch, split evenly among the devices. Only
+            process 0 writes files. See docs/distributed.md.
 
     Returns:
         The path of the saved `.keras` model.
     """
+    if distribute:
+        with data_parallel() as replicas:
+            return _train(kind, data, epochs, max_steps, batch_size, out_dir,
+                          seed, learning_rate, sample_every, verbose, vae,
+                          replicas)
+    return _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
+                  learning_rate, sample_every, verbose, vae, None)
+
+
+def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
+           learning_rate, sample_every, verbose, vae, replicas):
+    """`train`, inside the distribution (`replicas`) if there is one."""
     recipe = get_recipe(kind)
     if recipe["model"] == "reflow":
         raise ValueError("Reflow starts from a trained flow: use "
@@ -72,6 +90,7 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
     requested = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size}
     max_steps, batch_size = _check_settings(recipe, epochs, max_steps, batch_size,
                                             learning_rate, seed)
+    _check_batch_split(batch_size, replicas)
     if vae is not None and not needs_vae(kind):
         raise ValueError(f"--vae applies to latent models, not to {kind!r}.")
     # Every check on the input comes before the output directory is made.
@@ -85,18 +104,20 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
     vae_model, latent_scale = None, 1.0
     if needs_vae(kind):
         vae_model = _get_vae(vae, out_dir, data=data, seed=seed, verbose=verbose,
-                             **requested)
+                             distribute=replicas is not None, **requested)
         latent_scale = LatentDiffusion.compute_latent_scale(vae_model, images)
     keras.utils.set_random_seed(seed)
     model = build_model(kind, seed=seed, learning_rate=learning_rate,
                         vae=vae_model, latent_scale=latent_scale)
     conditional = is_conditional(kind)
+    if recipe["model"] == "classifier":
+        sample_every = 0  # a classifier (`NoisyClassifier`) draws no samples
     dataset = make_dataset(images, labels if conditional else None,
                            batch_size=batch_size, seed=seed)
     return _fit_and_save(model, dataset, out_dir, kind, epochs, steps_per_epoch,
                          max_steps, learning_rate=learning_rate,
                          sample_every=sample_every, seed=seed, verbose=verbose,
-                         images=images)
+                         images=images, replicas=replicas)
 
 
 def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
@@ -170,6 +191,19 @@ def _check_settings(recipe, epochs, max_steps, batch_size, learning_rate, seed):
     return max_steps, batch_size
 
 
+def _check_batch_split(batch_size, replicas):
+    """The global batch must split evenly among the replicas."""
+    if replicas is None or batch_size % replicas.num_replicas == 0:
+        return
+    num = replicas.num_replicas
+    lower = max(num, batch_size // num * num)
+    raise ValueError(
+        f"--batch-size ({batch_size}) is the global batch and must split evenly "
+        f"among the {num} devices; pass a multiple of {num}, such as {lower} "
+        f"or {lower + num}."
+    )
+
+
 def _epoch_plan(num_examples, batch_size, epochs, max_steps):
     """`(epochs, steps_per_epoch)` for `fit`, from the flags."""
     steps_per_epoch = num_examples // batch_size
@@ -187,35 +221,50 @@ def _epoch_plan(num_examples, batch_size, epochs, max_steps):
 
 def _fit_and_save(model, dataset, out_dir, name, epochs, steps_per_epoch,
                   max_steps, learning_rate=None, sample_every=1, seed=0,
-                  verbose=1, images=None):
-    """Fits with resume, logging and sample grids; saves `<name>.keras`."""
+                  verbose=1, images=None, replicas=None):
+    """Fits with resume, logging and sample grids; saves `<name>.keras`.
+
+    With `replicas` (training on several hosts) only process 0 writes the
+    model, the log and the sample grids; every process keeps its own backup
+    (`backup/` for process 0, `backup-<id>/` for the others), so a rerun
+    resumes on every host.
+    """
+    process_id = 0 if replicas is None else replicas.process_id
+    chief = process_id == 0
     model_path = os.path.join(out_dir, f"{name}.keras")
-    backup_dir = os.path.join(out_dir, "backup")
+    backup_dir = os.path.join(out_dir, "backup" if chief else f"backup-{process_id}")
     resuming = os.path.isdir(backup_dir)
     callbacks = [
         # Before the backup: an update can make the weights NaN while the
         # loss of that step (computed before it) is still finite.
         TerminateOnNonFiniteWeights(),
         keras.callbacks.BackupAndRestore(backup_dir),
-        keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"), append=resuming),
         # Raising (not just stopping) skips the epoch-end backup, so the
         # backup keeps the last good epoch.
         keras.callbacks.TerminateOnNaN(raise_error=True),
         MaxSteps(max_steps, steps_per_epoch),
     ]
+    if chief:
+        callbacks.insert(
+            2, keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"),
+                                         append=resuming))
     if learning_rate is not None:
         # After BackupAndRestore, which restores the backup's learning rate
         # with the optimizer: a rerun with a new --learning-rate uses it.
         callbacks.insert(2, SetLearningRate(learning_rate))
     if sample_every:
         grid = ReconstructionGrid if isinstance(model, VAE) else SampleGrid
+        # Every process draws the grid (on several hosts a computation with
+        # the model's variables involves them all); process 0 writes it.
         callbacks.append(
             grid(os.path.join(out_dir, "samples"), every=sample_every, seed=seed,
-                 images=images)
+                 images=images, write=chief)
         )
     try:
+        # The dataset shuffles itself (`make_dataset`); shuffle=False keeps
+        # Keras from warning that it cannot shuffle a tf.data.Dataset.
         model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                  callbacks=callbacks, verbose=verbose)
+                  callbacks=callbacks, verbose=verbose, shuffle=False)
     except RuntimeError as error:
         if "NaN or Inf" not in str(error):
             raise
@@ -227,8 +276,14 @@ def _fit_and_save(model, dataset, out_dir, name, epochs, steps_per_epoch,
         raise TrainingError(
             f"Training stopped: {error} {kept} (try a lower --learning-rate)."
         ) from None
-    with atomic_path(model_path) as tmp:
-        model.save(tmp)
+    if chief:
+        with atomic_path(model_path) as tmp:
+            model.save(tmp)
+    if replicas is not None and replicas.num_processes > 1:
+        # The other hosts may read the model next (a latent kind's VAE).
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(f"saved {model_path}")
     shutil.rmtree(backup_dir, ignore_errors=True)
     return model_path
 
@@ -294,13 +349,14 @@ class SampleGrid(keras.callbacks.Callback):
     with the model's default sampler (DDIM, or Euler for a flow)."""
 
     def __init__(self, directory, every=1, num_images=16, num_steps=20, seed=0,
-                 images=None):
+                 images=None, write=True):
         super().__init__()
         self.directory = directory
         self.every = every
         self.num_images = num_images
         self.num_steps = num_steps
         self.seed = seed
+        self.write = write
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -317,6 +373,8 @@ class SampleGrid(keras.callbacks.Callback):
             num_images, sampler=None, num_steps=self.num_steps, seed=self.seed,
             progress=False, **kwargs,
         )
+        if not self.write:
+            return
         os.makedirs(self.directory, exist_ok=True)
         save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"),
                         num_columns=num_columns)
@@ -325,11 +383,12 @@ class SampleGrid(keras.callbacks.Callback):
 class ReconstructionGrid(keras.callbacks.Callback):
     """Writes 8 training images (top) over their VAE reconstructions."""
 
-    def __init__(self, directory, every=1, seed=0, images=None):
+    def __init__(self, directory, every=1, seed=0, images=None, write=True):
         super().__init__()
         self.directory = directory
         self.every = every
         self.images = images[:8]
+        self.write = write
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
@@ -337,6 +396,8 @@ class ReconstructionGrid(keras.callbacks.Callback):
         if keras.backend.backend() == "jax":
             self.model.jax_state_sync()
         reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
+        if not self.write:
+            return
         both = (np.concatenate([self.images, reconstructions]) + 1.0) / 2.0
         os.makedirs(self.directory, exist_ok=True)
         save_image_grid(both, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"),

@@ -8,6 +8,7 @@ from keras_diffusion.layers import Downsample
 from keras_diffusion.layers import ResBlock
 from keras_diffusion.layers import SinusoidalEmbedding
 from keras_diffusion.layers import Upsample
+from keras_diffusion.layers.upsample import subpixel_conv_transpose
 from keras_diffusion.networks import UNet
 
 
@@ -76,6 +77,24 @@ def test_down_and_up_sample_shapes():
     for layer in (Downsample(8), Upsample(3)):
         restored, config = _roundtrip_config(layer)
         assert restored.get_config() == config
+
+
+def test_subpixel_conv_transpose_matches_conv2d_transpose():
+    # Upsample's JAX path must equal the transposed convolution it replaces,
+    # with the same weights, on every backend (odd and non-square sizes too).
+    rng = np.random.default_rng(0)
+    layer = Upsample(3)
+    x = rng.normal(size=(2, 7, 5, 4)).astype("float32")
+    layer.build(x.shape)
+    for variable in layer.conv.trainable_variables:
+        variable.assign(rng.normal(size=variable.shape).astype("float32"))
+    expected = keras.ops.convert_to_numpy(layer.conv(x))
+    got = keras.ops.convert_to_numpy(subpixel_conv_transpose(
+        keras.ops.convert_to_tensor(x), layer.conv.kernel, layer.conv.bias))
+    assert got.shape == (2, 14, 10, 3)
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected,
+                               atol=1e-4)
 
 
 def _unet_inputs(batch=2):

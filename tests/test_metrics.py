@@ -153,7 +153,10 @@ def test_kd_evaluate_samples_table_and_json(real_npz, mnist_dir):
     result = runner.invoke(cli, ["evaluate", "--samples", real_npz, "--data", mnist_dir])
     assert result.exit_code == 0, result.output
     names = [line.split()[0] for line in result.output.splitlines()]
-    assert names == ["samples", "FID", "floor", "confident", "accuracy"], result.output
+    assert names == ["samples", "FID", "floor", "confident", "accuracy", "per"], \
+        result.output
+    per_class = result.output.splitlines()[-1]
+    assert all(f"{label}:" in per_class for label in range(10)), per_class
 
     result = runner.invoke(cli, ["evaluate", "--samples", real_npz, "--data",
                                  mnist_dir, "--json"])

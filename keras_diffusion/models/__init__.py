@@ -4,6 +4,7 @@ from keras_diffusion.models.ddpm import DDPM
 from keras_diffusion.models.generative_model import GenerativeModel
 from keras_diffusion.models.latent_diffusion import LatentDiffusion
 from keras_diffusion.models.latent_rectified_flow import LatentRectifiedFlow
+from keras_diffusion.models.noisy_classifier import NoisyClassifier
 from keras_diffusion.models.rectified_flow import RectifiedFlow
 from keras_diffusion.models.vae import VAE
 
@@ -11,4 +12,4 @@ from keras_diffusion.models.vae import VAE
 SAMPLING_MODELS = (DDPM, RectifiedFlow)
 
 __all__ = ["DDPM", "GenerativeModel", "LatentDiffusion", "LatentRectifiedFlow",
-           "RectifiedFlow", "SAMPLING_MODELS", "VAE"]
+           "NoisyClassifier", "RectifiedFlow", "SAMPLING_MODELS", "VAE"]

@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_diffusion.samplers import make_step_function
 from keras_diffusion.samplers import run_sampler
+from keras_diffusion.utils.replicas import draw_for_global_batch
 
 
 class GenerativeModel(keras.Model):
@@ -100,7 +101,8 @@ class GenerativeModel(keras.Model):
 
     def drop_labels(self, labels):
         """Replaces each label by the null class with `cond_drop_prob`."""
-        drop = keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
+        drop = draw_for_global_batch(keras.random.uniform, ops.shape(labels),
+                                     seed=self.seed_generator)
         null_labels = ops.full(ops.shape(labels), self.num_classes, "int32")
         return ops.where(drop < self.cond_drop_prob, null_labels,
                          ops.cast(labels, "int32"))
@@ -128,7 +130,8 @@ class GenerativeModel(keras.Model):
 
     def generate(self, num_images=16, sampler=None, num_steps=None, eta=0.0,
                  seed=0, batch_size=256, progress=True, compile=True,
-                 labels=None, guidance=None):
+                 labels=None, guidance=None, return_trajectory=False,
+                 trajectory_frames=None, classifier=None, classifier_scale=None):
         """Samples images, returned as a NumPy array in [0, 1].
 
         Args:
@@ -149,25 +152,59 @@ class GenerativeModel(keras.Model):
                 one int per image; `None` samples without a condition.
             guidance: float >= 0, the classifier-free guidance weight (needs
                 `labels`); default 1 (plain conditional).
+            return_trajectory: bool; also return the model's prediction of
+                the final images after each sampling step (DDPM/DDIM: the
+                x_0 estimate; a flow: `x_t + (1 - t) * v`), for animations.
+                It uses a second compiled step that also returns the
+                prediction; without it, sampling computes nothing extra.
+            trajectory_frames: int >= 1 or `None`; with `return_trajectory`,
+                keep the predictions of at most this many steps, evenly
+                spaced and always including the last; `None` keeps every
+                step.
+            classifier: a `NoisyClassifier` for classifier guidance of an
+                unconditional pixel-space `DDPM` (see `DDPM.check_classifier`);
+                `labels` are then the classes to steer toward.
+            classifier_scale: float >= 0, the classifier guidance scale
+                (default 1); 0 skips the classifier, so the samples are
+                exactly the unguided ones.
 
         Returns:
-            float32 array of shape `(num_images, height, width, channels)`.
+            float32 array of shape `(num_images, height, width, channels)`;
+            with `return_trajectory`, `(images, trajectory)`, the trajectory
+            shaped `(num_frames, num_images, height, width, channels)`, also
+            in [0, 1].
+
+        Example:
+        >>> images = model.generate(16, sampler="ddim", num_steps=50, seed=0)
+        >>> images, frames = model.generate(16, return_trajectory=True,
+        ...                                 trajectory_frames=49)
         """
         if int(num_images) < 1:
             raise ValueError(f"`num_images` must be >= 1. Got {num_images}")
-        self._check_labels(labels, guidance, num_images)
+        self._resolve_guidance(labels, guidance, num_images, classifier,
+                               classifier_scale)
         self.make_sampler(sampler, num_steps, eta)  # fail before any work
         rng = np.random.default_rng(seed)
         noise = rng.standard_normal((num_images,) + self.image_shape).astype("float32")
         samples = self.sample_from_noise(
             noise, sampler, num_steps, eta, seed=rng, batch_size=batch_size,
             progress=progress, compile=compile, labels=labels, guidance=guidance,
+            return_trajectory=return_trajectory,
+            trajectory_frames=trajectory_frames,
+            classifier=classifier, classifier_scale=classifier_scale,
         )
-        return self.to_images(samples)
+        if not return_trajectory:
+            return self.to_images(samples)
+        samples, trajectory = samples
+        frames = self.to_images(trajectory.reshape((-1,) + self.image_shape))
+        return self.to_images(samples), frames.reshape(
+            trajectory.shape[:2] + frames.shape[1:])
 
     def sample_from_noise(self, noise, sampler=None, num_steps=None, eta=0.0,
                           seed=0, batch_size=256, progress=True, compile=True,
-                          labels=None, guidance=None):
+                          labels=None, guidance=None, return_trajectory=False,
+                          trajectory_frames=None, classifier=None,
+                          classifier_scale=None):
         """Runs a sampler from the given initial `noise`.
 
         Unlike `generate`, this returns the samples in the model's own space
@@ -180,10 +217,13 @@ class GenerativeModel(keras.Model):
             seed: int or `numpy.random.Generator`, seeds the per-step noise
                 of stochastic samplers.
             sampler, num_steps, eta, batch_size, progress, compile, labels,
-            guidance: as for `generate`.
+            guidance, return_trajectory, trajectory_frames, classifier,
+            classifier_scale: as for `generate`.
 
         Returns:
-            float32 NumPy array shaped like `noise`.
+            float32 NumPy array shaped like `noise`; with
+            `return_trajectory`, `(samples, trajectory)`, the trajectory
+            `(num_frames,) + noise.shape` in the model's space.
         """
         noise = np.asarray(noise, "float32")
         if noise.ndim != len(self.image_shape) + 1 or (
@@ -196,9 +236,17 @@ class GenerativeModel(keras.Model):
         if int(batch_size) < 1:
             raise ValueError(f"`batch_size` must be >= 1. Got {batch_size}")
         batch_size = int(batch_size)
-        labels = self._check_labels(labels, guidance, len(noise))
+        labels, classifier, classifier_scale = self._resolve_guidance(
+            labels, guidance, len(noise), classifier, classifier_scale
+        )
         step_sampler = self.make_sampler(sampler, num_steps, eta)
-        step_fn = self._step_function(step_sampler, compile)
+        record_steps = None
+        if return_trajectory:
+            record_steps = trajectory_steps(len(step_sampler.timesteps()),
+                                            trajectory_frames)
+        step_fn = self._step_function(step_sampler, compile,
+                                      with_prediction=return_trajectory,
+                                      classifier=classifier)
         rng = np.random.default_rng(seed)
         batches = range(0, len(noise), batch_size)
         bar = None
@@ -216,16 +264,28 @@ class GenerativeModel(keras.Model):
                     seed=int(rng.integers(2**31)) + index,
                     progress=bar or False,
                     context=self.sampling_context(labels, guidance, start,
-                                                  batch_size),
+                                                  batch_size, classifier_scale),
+                    record_steps=record_steps,
                 )
             )
-        return np.concatenate(outputs)
+        if not return_trajectory:
+            return np.concatenate(outputs)
+        return (np.concatenate([samples for samples, _ in outputs]),
+                np.concatenate([frames for _, frames in outputs], axis=1))
 
-    def sampling_context(self, labels, guidance, start=0, batch_size=None):
+    def sampling_context(self, labels, guidance, start=0, batch_size=None,
+                         classifier_scale=None):
         """The `context` of the compiled step for one batch (or `None`)."""
         if labels is None:
             return None
         stop = None if batch_size is None else start + batch_size
+        if classifier_scale is not None:
+            return {
+                "labels": ops.convert_to_tensor(labels[start:stop]),
+                "classifier_scale": ops.convert_to_tensor(
+                    np.float32(classifier_scale)
+                ),
+            }
         return {
             "labels": ops.convert_to_tensor(labels[start:stop]),
             "guidance": ops.convert_to_tensor(
@@ -236,6 +296,57 @@ class GenerativeModel(keras.Model):
     def to_images(self, samples):
         """Samples -> images in [0, 1] (NumPy)."""
         return np.clip((samples + 1.0) / 2.0, 0.0, 1.0)
+
+    def check_classifier(self, classifier=None):
+        """Raises `ValueError` unless classifier guidance can steer this model.
+
+        Only an unconditional pixel-space `DDPM` takes a classifier (see
+        `DDPM.check_classifier`); a class-conditional model has
+        classifier-free guidance instead.
+        """
+        raise ValueError(
+            "Classifier guidance steers an unconditional pixel-space DDPM; a "
+            f"{type(self).__name__} cannot use it."
+        )
+
+    def classifier_model_fn(self, classifier):
+        """`(samples, t, context) -> prediction` with classifier guidance."""
+        raise NotImplementedError
+
+    def _resolve_guidance(self, labels, guidance, num_images, classifier,
+                          classifier_scale):
+        """Validated `(labels, classifier, classifier_scale)` for sampling.
+
+        Without a classifier: a conditional model's labels (or `None`). With
+        one: the classes to steer toward; a scale of 0 drops the classifier,
+        so that sampling is exactly unguided.
+        """
+        if classifier is None:
+            if classifier_scale is not None:
+                raise ValueError("`classifier_scale` needs a `classifier`.")
+            return self._check_labels(labels, guidance, num_images), None, None
+        self.check_classifier(classifier)
+        if guidance is not None:
+            raise ValueError("`guidance` (classifier-free) needs a "
+                             "class-conditional model; with a classifier, set "
+                             "`classifier_scale`.")
+        scale = 1.0 if classifier_scale is None else float(classifier_scale)
+        if not (scale >= 0 and np.isfinite(scale)):
+            raise ValueError(
+                f"`classifier_scale` must be >= 0 (and finite). Got {classifier_scale}"
+            )
+        if labels is None:
+            raise ValueError("Classifier guidance needs class labels to steer "
+                             "toward.")
+        labels = np.broadcast_to(np.asarray(labels, "int32"), (int(num_images),))
+        if labels.min() < 0 or labels.max() >= classifier.num_classes:
+            raise ValueError(
+                f"Class labels must be in 0-{classifier.num_classes - 1}. "
+                f"Got {sorted(set(labels.tolist()))}"
+            )
+        if scale == 0:
+            return None, None, None
+        return labels, classifier, scale
 
     def _check_labels(self, labels, guidance, num_images):
         if guidance is not None and float(guidance) < 0:
@@ -256,15 +367,23 @@ class GenerativeModel(keras.Model):
             )
         return labels
 
-    def _step_function(self, sampler, compile):
+    def _step_function(self, sampler, compile, with_prediction=False,
+                       classifier=None):
         # Compiled steps are cached per sampler setting: a second `generate`
-        # (say, at each epoch's end) reuses the compiled graph.
+        # (say, at each epoch's end) reuses the compiled graph. A cached
+        # classifier-guided step holds its classifier, so its id stays unique.
         key = (type(sampler).__name__, sampler.num_steps,
                getattr(sampler, "eta", None), getattr(sampler, "clip_sample", None),
-               compile)
+               compile, bool(with_prediction),
+               None if classifier is None else id(classifier))
         if key not in self._step_functions:
+            model_fn, variables = self._model_fn, self.network.variables
+            if classifier is not None:
+                model_fn = self.classifier_model_fn(classifier)
+                variables = variables + classifier.variables
             self._step_functions[key] = make_step_function(
-                sampler, self._model_fn, self.network.variables, compile
+                sampler, model_fn, variables, compile,
+                with_prediction=with_prediction,
             )
         return self._step_functions[key]
 
@@ -305,6 +424,26 @@ class GenerativeModel(keras.Model):
         config = dict(config)
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
         return cls(**config)
+
+
+def trajectory_steps(num_steps, max_frames=None):
+    """Indices of at most `max_frames` of `num_steps` steps, evenly spaced,
+    always including the last (all of them for `max_frames=None`).
+
+    Example:
+    >>> trajectory_steps(10, 4)
+    [0, 3, 6, 9]
+    """
+    if max_frames is not None and (isinstance(max_frames, bool)
+                                   or int(max_frames) < 1):
+        raise ValueError(f"`trajectory_frames` must be >= 1. Got {max_frames}")
+    if max_frames is None or int(max_frames) >= num_steps:
+        return list(range(num_steps))
+    if int(max_frames) == 1:
+        return [num_steps - 1]
+    return sorted(set(
+        np.linspace(0, num_steps - 1, int(max_frames)).round().astype(int).tolist()
+    ))
 
 
 def unpack_batch(x, y):

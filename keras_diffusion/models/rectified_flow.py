@@ -5,6 +5,8 @@ from keras_diffusion.models.generative_model import GenerativeModel
 from keras_diffusion.models.generative_model import unpack_batch
 from keras_diffusion.samplers import EulerSampler
 from keras_diffusion.samplers import HeunSampler
+from keras_diffusion.utils.replicas import draw_for_global_batch
+from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = {"euler": EulerSampler, "heun": HeunSampler}
 TIME_SAMPLINGS = ("uniform", "logit_normal")
@@ -101,11 +103,14 @@ class RectifiedFlow(GenerativeModel):
 
     def sample_times(self, batch_size):
         """Training times in [0, 1], drawn as `time_sampling` says."""
+        # Drawn for the global batch under tf.distribute (see
+        # `draw_for_global_batch`), so replicas never share times.
         if self.time_sampling == "logit_normal":
-            return ops.sigmoid(
-                keras.random.normal((batch_size,), seed=self.seed_generator)
-            )
-        return keras.random.uniform((batch_size,), seed=self.seed_generator)
+            return ops.sigmoid(draw_for_global_batch(
+                keras.random.normal, (batch_size,), seed=self.seed_generator
+            ))
+        return draw_for_global_batch(keras.random.uniform, (batch_size,),
+                                     seed=self.seed_generator)
 
     def predict_velocity(self, samples, times, labels=None, training=False):
         """The network's velocity at float `times` in [0, 1].
@@ -124,11 +129,17 @@ class RectifiedFlow(GenerativeModel):
         labels = self.training_labels(labels)
         times = self.sample_times(ops.shape(images)[0])
         if noise is None:
-            noise = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+            noise = draw_for_global_batch(keras.random.normal, ops.shape(images),
+                                          seed=self.seed_generator)
         pred_velocity = self.predict_velocity(
             self.interpolate(noise, images, times), times, labels, training=training
         )
-        return ops.mean(ops.square(pred_velocity - self.velocity_target(noise, images)))
+        # Under a mixed dtype policy the network returns its compute dtype;
+        # the loss stays in float32.
+        pred_velocity = ops.cast(pred_velocity, noise.dtype)
+        return scale_loss_for_replicas(
+            ops.mean(ops.square(pred_velocity - self.velocity_target(noise, images)))
+        )
 
     def make_sampler(self, sampler=None, num_steps=None, eta=0.0):
         """Returns an Euler or Heun sampler.

@@ -3,6 +3,8 @@ from keras import ops
 
 from keras_diffusion.networks.vae_decoder import VAEDecoder
 from keras_diffusion.networks.vae_encoder import VAEEncoder
+from keras_diffusion.utils.replicas import draw_for_global_batch
+from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
@@ -88,7 +90,8 @@ class VAE(keras.Model):
         images = x[0] if isinstance(x, (tuple, list)) else x
         moments = self.encoder(images, training=training)
         mean, log_variance = moments["mean"], moments["log_variance"]
-        noise = keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        noise = draw_for_global_batch(keras.random.normal, ops.shape(mean),
+                                      seed=self.seed_generator)
         latents = mean + ops.exp(0.5 * log_variance) * noise
         logits = self.decoder(latents, training=training)
         targets = (images + 1.0) / 2.0
@@ -98,7 +101,7 @@ class VAE(keras.Model):
         kl = self.kl_divergence(mean, log_variance)
         self.reconstruction_loss_tracker.update_state(reconstruction)
         self.kl_loss_tracker.update_state(kl)
-        return reconstruction + self.kl_weight * kl
+        return scale_loss_for_replicas(reconstruction + self.kl_weight * kl)
 
     def get_config(self):
         config = super().get_config()

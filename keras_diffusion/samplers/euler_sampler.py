@@ -51,3 +51,10 @@ class EulerSampler:
             noise: unused (the sampler is deterministic).
         """
         return samples + (t_next - t) * model_fn(samples, t)
+
+    def predict_images(self, samples, velocity, t):
+        """The data end of the straight line through `x_t` with velocity
+        `v(x_t, t)`: `x_t + (1 - t) * v` (what one Euler step to `t = 1`
+        would give; used to show sampling trajectories).
+        """
+        return samples + (1.0 - t) * velocity

@@ -4,16 +4,28 @@ import numpy as np
 from keras_diffusion.utils.compile import compile_function
 
 
-def make_step_function(sampler, model_fn, variables, compile=True):
+def make_step_function(sampler, model_fn, variables, compile=True,
+                       with_prediction=False):
     """`(samples, t, t_next, noise, context) -> next samples`, compiled.
 
     Args:
-        sampler: object with `step(model_fn, samples, t, t_next, noise)`.
+        sampler: object with `step(model_fn, samples, t, t_next, noise)`
+            (and, for `with_prediction`, `predict_images(samples, output, t)`).
         model_fn: callable `(samples, t, context) -> prediction`; `context`
             carries per-call tensors such as class labels and the guidance
             weight, so that changing them does not recompile.
         variables: the Keras variables that `model_fn` reads.
         compile: bool; `False` steps eagerly (for debugging and benchmarks).
+        with_prediction: bool; the step then returns `(next samples,
+            predicted final samples)`, the prediction made from the step's
+            first network output (DDPM/DDIM: the x_0 estimate; a flow:
+            `x_t + (1 - t) * v`). For trajectories; a separate function, so
+            the plain step computes nothing extra.
+
+    Example:
+    >>> step_fn = make_step_function(DDIMSampler(num_steps=50), model_fn,
+    ...                              network.variables)
+    >>> x = step_fn(x, t, t_next, None, None)
     """
 
     def step(samples, t, t_next, noise, context):
@@ -22,11 +34,22 @@ def make_step_function(sampler, model_fn, variables, compile=True):
 
         return sampler.step(network, samples, t, t_next, noise)
 
-    return compile_function(step, variables) if compile else step
+    def step_with_prediction(samples, t, t_next, noise, context):
+        outputs = []
+
+        def network(x, timestep):
+            outputs.append(model_fn(x, timestep, context))
+            return outputs[-1]
+
+        next_samples = sampler.step(network, samples, t, t_next, noise)
+        return next_samples, sampler.predict_images(samples, outputs[0], t)
+
+    fn = step_with_prediction if with_prediction else step
+    return compile_function(fn, variables) if compile else fn
 
 
 def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
-                context=None):
+                context=None, record_steps=None):
     """Runs `sampler` from `initial_noise` and returns the final samples.
 
     Calls the (compiled) `step_fn` once per timestep pair from a Python loop,
@@ -42,26 +65,46 @@ def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
         progress: bool, show a progress bar; or a `keras.utils.Progbar`
             to advance by one per step (for a bar over several batches).
         context: passed to every step (see `make_step_function`).
+        record_steps: `None`, or the indices (0-based, into
+            `sampler.timesteps()`) of the steps whose predictions to keep;
+            `step_fn` must then come from `make_step_function(...,
+            with_prediction=True)`.
 
     Returns:
-        NumPy float32 array shaped like `initial_noise`.
+        NumPy float32 array shaped like `initial_noise`; with `record_steps`,
+        `(samples, predictions)`, the predictions stacked as
+        `(len(record_steps),) + initial_noise.shape`.
+
+    Example:
+    >>> images = run_sampler(sampler, step_fn, noise, seed=0, progress=False)
     """
     rng = np.random.default_rng(seed)
     samples = keras.ops.convert_to_tensor(np.asarray(initial_noise, "float32"))
     pairs = sampler.timesteps()
+    record = None if record_steps is None else set(int(i) for i in record_steps)
+    predictions = []
     bar = progress
     if progress is True:
         bar = keras.utils.Progbar(len(pairs), unit_name="step")
-    for t, t_next in pairs:
+    for index, (t, t_next) in enumerate(pairs):
         noise = None
         if sampler.needs_noise:
             noise = keras.ops.convert_to_tensor(
                 rng.standard_normal(initial_noise.shape).astype("float32")
             )
         samples = step_fn(samples, _scalar(t), _scalar(t_next), noise, context)
+        if record is not None:
+            samples, prediction = samples
+            if index in record:
+                predictions.append(keras.ops.convert_to_numpy(prediction))
         if bar:
             bar.add(1)
-    return keras.ops.convert_to_numpy(samples)
+    samples = keras.ops.convert_to_numpy(samples)
+    if record is None:
+        return samples
+    predictions = np.stack(predictions) if predictions else np.zeros(
+        (0,) + samples.shape, "float32")
+    return samples, predictions
 
 
 def _scalar(value):

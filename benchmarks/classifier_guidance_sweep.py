@@ -1,0 +1,132 @@
+"""Classifier guidance of the unconditional DDPM: a sweep of the scale.
+
+    KERAS_BACKEND=tensorflow python benchmarks/classifier_guidance_sweep.py \
+        --data ../shared/data/mnist --scales 0 1 2 5 10 20 \
+        [--sampler ddpm --steps 50] \
+        [--plot docs/images/classifier_guidance_sweep.png] \
+        [--figure docs/images/classifier_guidance_samples.png]
+
+For each scale it does what
+
+    kd evaluate --model ddpm --classifier classifier --classifier-scale S \
+        --sampler ddpm --steps 50 --num 1000 --data ../shared/data/mnist
+
+does (`keras_diffusion.evaluation.evaluate`, with the model and classifier
+loaded once): samples `--num` images (seed `--seed`) with `--sampler` and
+`--steps` (default: classifier guidance's, DDPM with 50 steps), the classes
+in turn (100 per class for 1,000), steered by the classifier, and scores
+them with the shipped evaluator. It prints one Markdown table row per scale:
+FID (against as many MNIST test digits), the real-vs-real floor, the class
+accuracy, the lowest per-class accuracy and its class, the confident rate
+and the sampling time. `--plot` draws FID and the accuracies against the
+scale; `--figure` writes a grid with one row per scale (digits 0-9, the
+first ten samples of each row of the table).
+"""
+
+import argparse
+
+import numpy as np
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="ddpm", help="Shipped name or .keras path.")
+    parser.add_argument("--classifier", default="classifier",
+                        help="Shipped name or .keras path.")
+    parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
+    parser.add_argument("--scales", type=float, nargs="+", default=[0, 1, 2, 5, 10])
+    parser.add_argument("--sampler", default=None,
+                        help="ddpm or ddim (default: classifier guidance's, "
+                             "ddpm with 50 steps).")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--num", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", default=None,
+                        help="PNG of FID and class accuracy against the scale.")
+    parser.add_argument("--figure", default=None,
+                        help="PNG grid: one row per scale, digits 0-9.")
+    args = parser.parse_args()
+
+    import keras
+
+    from keras_diffusion.evaluation import evaluate
+    from keras_diffusion.models import DDPM
+    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.sampling import classifier_sampler
+    from keras_diffusion.sampling import load_classifier
+
+    model = load_model(args.model, expected_type=DDPM)
+    classifier = load_classifier(model, args.classifier)
+    args.sampler, args.steps = classifier_sampler(args.sampler, args.steps)
+    print(f"model {args.model}, classifier {args.classifier}, backend "
+          f"{keras.backend.backend()}, {args.sampler} {args.steps} steps, "
+          f"{args.num} samples, seed {args.seed}")
+    header = ("| scale | FID | floor | class accuracy | lowest class accuracy "
+              "| confident | sampling time |")
+    print(header)
+    print("|" + " --- |" * (header.count("|") - 1), flush=True)
+    results, rows = [], []
+    for scale in args.scales:
+        result = evaluate(model=model, sampler=args.sampler, num_steps=args.steps,
+                          num_images=args.num, seed=args.seed, data=args.data,
+                          classifier=classifier, classifier_scale=scale)
+        per_class = result["class_accuracy"]
+        worst = min(per_class, key=per_class.get)
+        print(f"| {scale:g} | {result['fid']:.2f} | {result['floor']:.2f} | "
+              f"{result['accuracy']:.1%} | {per_class[worst]:.1%} (class {worst}) | "
+              f"{result['confident_rate']:.1%} | "
+              f"{result['sampling_seconds']:.0f} s |", flush=True)
+        results.append((scale, result))
+        if args.figure:
+            # The first ten of the samples above (digits 0-9, same noise).
+            rows.append(model.generate(
+                10, sampler=args.sampler, num_steps=args.steps, seed=args.seed,
+                progress=False, labels=np.arange(10), classifier=classifier,
+                classifier_scale=scale))
+    if args.plot:
+        _plot(args.plot, results, args.num)
+        print(f"wrote {args.plot}")
+    if args.figure:
+        from keras_diffusion.viz import save_image_grid
+
+        save_image_grid(np.concatenate(rows), args.figure, num_columns=10)
+        print(f"wrote {args.figure}")
+
+
+def _plot(path, results, num):
+    """FID (left axis) and class accuracies (right axis) against the scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from keras_diffusion.utils.io import atomic_path
+
+    scales = [scale for scale, _ in results]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.plot(scales, [r["fid"] for _, r in results], marker="o", color="C0",
+              label="FID")
+    axis.axhline(results[0][1]["floor"], color="C0", linestyle=":", linewidth=1,
+                 label="FID floor")
+    axis.set_xlabel("classifier scale s")
+    axis.set_ylabel(f"FID ({num} samples)", color="C0")
+    other = axis.twinx()
+    other.plot(scales, [100 * r["accuracy"] for _, r in results], marker="s",
+               color="C1", label="class accuracy")
+    other.plot(scales, [100 * min(r["class_accuracy"].values()) for _, r in results],
+               marker="v", linestyle="--", color="C3", label="lowest class")
+    other.set_ylabel("class accuracy (%)", color="C1")
+    other.set_ylim(0, 100)
+    lines = axis.get_legend_handles_labels()
+    more = other.get_legend_handles_labels()
+    axis.legend(lines[0] + more[0], lines[1] + more[1], loc="center right",
+                fontsize=8)
+    axis.set_title("Classifier guidance of the unconditional DDPM")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=120)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    main()

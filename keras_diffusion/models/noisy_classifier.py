@@ -1,0 +1,151 @@
+import keras
+import numpy as np
+from keras import ops
+
+from keras_diffusion.models.generative_model import unpack_batch
+from keras_diffusion.schedules import as_schedule
+
+
+@keras.saving.register_keras_serializable(package="keras_diffusion")
+class NoisyClassifier(keras.Model):
+    """A classifier of noisy images `x_t`, for classifier guidance.
+
+    Training noises each clean image exactly as `DDPM` does: draw a
+    timestep `t ~ U{0, T-1}` and noise `eps ~ N(0, I)`, form
+    `x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps`, and
+    minimize the softmax cross-entropy of `network(x_t, t / T)` against the
+    image's class. The classifier then knows `p(y | x_t, t)` at every noise
+    level a sampler visits, and `grad_x log p(y | x_t, t)` steers an
+    unconditional DDPM toward class `y` (Dhariwal & Nichol, 2021; see
+    `keras_diffusion.guidance.classifier_log_prob_gradient`). Use the
+    diffusion model's schedule (the default, linear with T = 1000, is
+    `kd train ddpm`'s).
+
+    The loss lives in `compute_loss`, so every backend's own `train_step`
+    computes gradients and `model.fit(images, labels)` just works; `call()`
+    returns its inputs so the network runs once per step. The timesteps and
+    the noise come from a `keras.random.SeedGenerator` attached to the
+    model. `logits(noisy_images, timesteps)` classifies.
+
+    Args:
+        network: a `keras.Model` taking `{"noisy_images", "times"}` (times
+            in [0, 1]) and returning logits, such as
+            `keras_diffusion.networks.TimeConditionedClassifier`.
+        schedule: a `NoiseSchedule`, or `"linear"` / `"cosine"`.
+        seed: int or None, seeds the training timesteps and noise.
+        **kwargs: standard `keras.Model` arguments.
+
+    Example:
+    >>> classifier = NoisyClassifier(TimeConditionedClassifier())
+    >>> classifier.compile(optimizer="adam")
+    >>> classifier.fit(images, labels, batch_size=128, epochs=5)  # images in [-1, 1]
+    >>> classifier.logits(noisy_images, timesteps).shape
+    (N, 10)
+    """
+
+    def __init__(self, network, schedule="linear", seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.network = network
+        self.schedule = as_schedule(schedule)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.image_shape = tuple(network.input["noisy_images"].shape[1:])
+        self.num_classes = int(network.output.shape[-1])
+        self.built = True
+
+    def call(self, inputs, training=False):
+        # The network runs inside `compute_loss`; see the class docstring.
+        return inputs
+
+    def logits(self, noisy_images, timesteps, training=False):
+        """Class logits of `noisy_images` at integer `timesteps` (0 .. T-1).
+
+        Args:
+            noisy_images: tensor `(batch,) + image_shape`.
+            timesteps: int scalar or `(batch,)`, broadcast to the batch.
+            training: bool, passed to the network.
+        """
+        noisy_images = ops.convert_to_tensor(noisy_images)
+        batch_size = ops.shape(noisy_images)[0]
+        times = ops.cast(timesteps, "float32") / self.schedule.num_timesteps
+        times = ops.broadcast_to(times, (batch_size,))
+        return self.network({"noisy_images": noisy_images, "times": times},
+                            training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
+                     training=True):
+        images, labels = unpack_batch(x, y)
+        if labels is None:
+            raise ValueError("A NoisyClassifier trains on labelled images: "
+                             "`model.fit(images, labels)`.")
+        batch_size = ops.shape(images)[0]
+        timesteps = keras.random.randint(
+            (batch_size,), 0, self.schedule.num_timesteps, seed=self.seed_generator
+        )
+        noises = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        noisy_images = self.schedule.add_noise(images, noises, timesteps)
+        logits = self.logits(noisy_images, timesteps, training=training)
+        losses = keras.losses.sparse_categorical_crossentropy(
+            ops.reshape(labels, (-1,)), logits, from_logits=True
+        )
+        return ops.mean(losses)
+
+    def accuracy(self, images, labels, timesteps, seed=0, batch_size=500):
+        """Accuracy on `images` noised to each of `timesteps`.
+
+        The noise comes from `numpy.random.default_rng(seed)` (one draw per
+        image, reused at every timestep), so the figures are the same under
+        every backend.
+
+        Args:
+            images: float array `(N,) + image_shape`, clean images in [-1, 1].
+            labels: int array `(N,)`.
+            timesteps: iterable of ints in 0 .. T-1.
+            seed: int, seeds the noise.
+            batch_size: int, images per forward pass.
+
+        Returns:
+            A list of floats, the accuracy at each timestep.
+        """
+        images = np.asarray(images, "float32")
+        labels = np.asarray(labels).reshape(-1)
+        if images.shape[1:] != self.image_shape or len(images) != len(labels):
+            raise ValueError(
+                f"`images` must have shape (N,) + {self.image_shape} with one "
+                f"label each. Got images {images.shape}, labels {labels.shape}"
+            )
+        total = self.schedule.num_timesteps
+        timesteps = [int(t) for t in timesteps]
+        if not timesteps or min(timesteps) < 0 or max(timesteps) >= total:
+            raise ValueError(f"`timesteps` must be ints in 0-{total - 1}. "
+                             f"Got {timesteps}")
+        noises = np.random.default_rng(seed).standard_normal(images.shape)
+        alpha_bars = self.schedule.alphas_cumprod
+        accuracies = []
+        for t in timesteps:
+            noisy = (np.sqrt(alpha_bars[t]) * images
+                     + np.sqrt(1.0 - alpha_bars[t]) * noises).astype("float32")
+            correct = 0
+            for start in range(0, len(noisy), batch_size):
+                batch = noisy[start : start + batch_size]
+                logits = ops.convert_to_numpy(self.logits(batch, t))
+                correct += int(np.sum(np.argmax(logits, axis=-1)
+                                      == labels[start : start + batch_size]))
+            accuracies.append(correct / len(images))
+        return accuracies
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "network": keras.saving.serialize_keras_object(self.network),
+            "schedule": keras.saving.serialize_keras_object(self.schedule),
+            "seed": self.seed,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        config["schedule"] = keras.saving.deserialize_keras_object(config["schedule"])
+        return cls(**config)
