@@ -87,3 +87,19 @@ def test_save_and_load_roundtrip(tiny_unet, mnist_batch, tmp_path):
                                atol=1e-5)
     # Training can continue from the saved optimizer state.
     loaded.fit(images[:32], batch_size=32, epochs=1, verbose=0)
+
+
+def test_fit_under_mixed_bfloat16(mnist_batch):
+    # The network computes in bfloat16; the loss stays in float32 (TensorFlow
+    # does not promote bfloat16 - float32 by itself).
+    from keras_diffusion.networks import UNet
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = _model(UNet(widths=(8, 16), attention_levels=(1,),
+                            embedding_dim=32, num_heads=1))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    images, _ = mnist_batch
+    history = model.fit(images[:32], batch_size=16, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

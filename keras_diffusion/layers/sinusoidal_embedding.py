@@ -15,6 +15,11 @@ class SinusoidalEmbedding(keras.layers.Layer):
     package take time in [0, 1], and `scale=1000` spreads that over the same
     range as DDPM's integer timesteps.
 
+    Under a mixed dtype policy (`mixed_bfloat16`, `mixed_float16`) the layer
+    computes in float32 unless given a `dtype`: in bfloat16 the time and the
+    angles `s * t * w_i` (up to 1000) would keep 8 bits, and the fast
+    sinusoids would be noise.
+
     Args:
         dim: int, even size of the embedding.
         max_period: float, the longest period of the sinusoids.
@@ -31,6 +36,9 @@ class SinusoidalEmbedding(keras.layers.Layer):
     """
 
     def __init__(self, dim, max_period=10000.0, scale=1000.0, **kwargs):
+        mixed = keras.config.dtype_policy().compute_dtype in ("float16", "bfloat16")
+        if mixed and kwargs.get("dtype") is None:
+            kwargs["dtype"] = "float32"
         super().__init__(**kwargs)
         if dim <= 0 or dim % 2:
             raise ValueError(f"`dim` must be a positive even int. Got dim={dim}")

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 
 from keras_diffusion.utils.compile import compile_function
+from keras_diffusion.utils.compile import without_gradients
 
 
 def make_step_function(sampler, model_fn, variables, compile=True,
@@ -15,7 +16,8 @@ def make_step_function(sampler, model_fn, variables, compile=True,
             carries per-call tensors such as class labels and the guidance
             weight, so that changing them does not recompile.
         variables: the Keras variables that `model_fn` reads.
-        compile: bool; `False` steps eagerly (for debugging and benchmarks).
+        compile: bool; `False` steps eagerly (for debugging and benchmarks),
+            still without recording gradients.
         with_prediction: bool; the step then returns `(next samples,
             predicted final samples)`, the prediction made from the step's
             first network output (DDPM/DDIM: the x_0 estimate; a flow:
@@ -45,7 +47,7 @@ def make_step_function(sampler, model_fn, variables, compile=True,
         return next_samples, sampler.predict_images(samples, outputs[0], t)
 
     fn = step_with_prediction if with_prediction else step
-    return compile_function(fn, variables) if compile else fn
+    return compile_function(fn, variables) if compile else without_gradients(fn)
 
 
 def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,

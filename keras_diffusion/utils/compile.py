@@ -43,3 +43,22 @@ def compile_function(fn, variables):
 
         return no_grad_fn
     return fn
+
+
+def without_gradients(fn):
+    """Returns `fn` run without recording gradients, uncompiled.
+
+    On PyTorch, `fn` under `torch.no_grad()`: otherwise autograd keeps the
+    graph of every sampling step alive through the samples, and memory grows
+    with the step count (256 images x 50 DDIM steps ran out of memory).
+    TensorFlow and JAX record gradients only when asked, so `fn` itself.
+    """
+    if keras.backend.backend() != "torch":
+        return fn
+    import torch
+
+    def no_grad_fn(*args):
+        with torch.no_grad():
+            return fn(*args)
+
+    return no_grad_fn
