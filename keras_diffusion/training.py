@@ -25,6 +25,7 @@ from keras_diffusion.reflow import generate_pairs
 from keras_diffusion.reflow import load_pairs
 from keras_diffusion.utils.checks import check_int
 from keras_diffusion.utils.io import atomic_path
+from keras_diffusion.utils.jax_cpu import cpu_devices_for
 from keras_diffusion.utils.io import check_writable_dir
 from keras_diffusion.viz import save_image_grid
 
@@ -35,7 +36,7 @@ class TrainingError(RuntimeError):
 
 def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
           out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1,
-          vae=None, distribute=False):
+          vae=None, distribute=None):
     """Trains the default model of `kind` on MNIST and saves it.
 
     Writes to `out_dir` (default `runs/<kind>/`): `<kind>.keras` (the final
@@ -66,13 +67,23 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
             JAX with the `KERAS_DISTRIBUTION_*` variables set, every host)
             with `keras_diffusion.distribution.data_parallel`; `batch_size`
             is then the global batch, split evenly among the devices. Only
-            process 0 writes files. See docs/distributed.md.
+            process 0 writes files. See docs/distributed.md. `None` (the
+            default): data-parallel only over the CPU devices that
+            `keras_diffusion.utils.jax_cpu.split_cpu_into_devices` gives
+            JAX (`kd` does this), when the batch splits evenly among them;
+            otherwise one device. `False`: always one device.
 
     Returns:
         The path of the saved `.keras` model.
     """
-    if distribute:
-        with data_parallel() as replicas:
+    devices = None
+    if distribute is None:
+        devices = cpu_devices_for(batch_size or get_recipe(kind).get("batch_size"))
+        if devices and verbose:
+            print(f"Training data-parallel on {len(devices)} JAX CPU devices, "
+                  "one per core (see keras_diffusion/utils/jax_cpu.py).")
+    if distribute or devices:
+        with data_parallel(devices) as replicas:
             return _train(kind, data, epochs, max_steps, batch_size, out_dir,
                           seed, learning_rate, sample_every, verbose, vae,
                           replicas)

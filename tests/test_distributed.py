@@ -158,6 +158,19 @@ out["files"] = sorted(os.listdir(run))
 out["samples"] = sorted(os.listdir(os.path.join(run, "samples")))
 import keras_diffusion
 out["loaded"] = type(keras_diffusion.load_model(path)).__name__
+
+if backend == "jax":
+    # `distribute=None` (the default): data-parallel over several JAX CPU
+    # devices by itself, when the batch splits among them.
+    import io
+    from keras_diffusion.utils.jax_cpu import cpu_devices_for
+    out["auto_devices"] = [cpu_devices_for(4), cpu_devices_for(5)]
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        path = training.train("tiny", data=data, verbose=1, sample_every=0,
+                              out_dir=os.path.join(work, "auto"))
+    out["auto_printed"] = printed.getvalue()
+    out["auto_loaded"] = type(keras_diffusion.load_model(path)).__name__
 print(json.dumps(out))
 """
 
@@ -225,6 +238,14 @@ def test_train_distribute_writes_once(two_devices):
     assert two_devices["files"] == ["log.csv", "samples", "tiny.keras"]
     assert two_devices["samples"] == ["epoch_001.png"]
     assert two_devices["loaded"] == "DDPM"
+
+
+def test_jax_cpu_devices_are_used_by_default(two_devices):
+    if BACKEND != "jax":
+        pytest.skip("the automatic CPU split is JAX's")
+    assert two_devices["auto_devices"] == [["cpu:0", "cpu:1"], None]
+    assert "data-parallel on 2 JAX CPU devices" in two_devices["auto_printed"]
+    assert two_devices["auto_loaded"] == "DDPM"
 
 
 def test_batch_must_split_among_replicas():
