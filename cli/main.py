@@ -7,8 +7,8 @@ import sys
 import click
 
 BACKENDS = ("tensorflow", "jax", "torch")
-TRAIN_KINDS = ("ddpm", "vae", "ldm", "cfg", "rf-pixel", "rf-latent", "reflow",
-               "evaluator", "classifier")
+TRAIN_KINDS = ("ddpm", "vae", "ldm", "cfg", "cfg-channel", "cfg-xattn",
+               "rf-pixel", "rf-latent", "reflow", "evaluator", "classifier")
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
                    ".keras path; steers toward --class, or without it one row "
@@ -41,6 +41,10 @@ def _prepare_backend():
             f"{', '.join(BACKENDS)}."
         )
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if backend == "jax":
+        from keras_diffusion.utils.jax_cpu import split_cpu_into_devices
+
+        split_cpu_into_devices()  # JAX on CPU: train on every core
 
 
 def _run(function, *args, **kwargs):
@@ -125,8 +129,9 @@ def cli():
 @click.option("--seed", type=int, default=0, show_default=True,
               callback=_seed)
 @click.option("--vae", default=None,
-              help="For ldm, cfg and rf-latent: a trained VAE (.keras path or "
-                   "shipped name); without it, one is trained first.")
+              help="For the latent kinds (ldm, cfg, cfg-channel, cfg-xattn, "
+                   "rf-latent): a trained VAE (.keras path or shipped name); "
+                   "without it, one is trained first.")
 @click.option("--from", "flow", default=None,
               help="For reflow: the trained flow (Flow-1; .keras path or "
                    "shipped name) whose pairs Flow-2 learns.")
@@ -187,7 +192,8 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
         return
     path = _run(train_model, kind, data=data, epochs=epochs, max_steps=max_steps,
                 batch_size=batch_size, out_dir=out_dir, seed=seed,
-                learning_rate=learning_rate, vae=vae, distribute=distribute)
+                learning_rate=learning_rate, vae=vae,
+                distribute=True if distribute else None)
     click.echo(f"Saved {path}")
 
 
