@@ -70,6 +70,19 @@ def test_attention_block_mixes_positions():
     assert np.abs(delta[0, 3, 3]).max() > 1e-4
 
 
+def test_sinusoidal_embedding_stays_float32_under_mixed_precision():
+    times = np.array([0.1234, 0.9987], "float32")
+    expected = keras.ops.convert_to_numpy(SinusoidalEmbedding(16)(times))
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        layer = SinusoidalEmbedding(16)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert layer.compute_dtype == "float32"
+    got = keras.ops.convert_to_numpy(layer(times))
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
 def test_down_and_up_sample_shapes():
     x = np.zeros((2, 28, 28, 4), "float32")
     assert tuple(Downsample(8)(x).shape) == (2, 14, 14, 8)
@@ -142,3 +155,25 @@ def test_unet_depends_on_time(tiny_unet):
 def test_unet_rejects_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         UNet(**kwargs)
+
+
+def test_group_norm_matches_keras_group_normalization():
+    # Under torch, GroupNorm takes PyTorch's fused kernel; on every backend
+    # its output must equal the Keras layer's.
+    from keras_diffusion.layers import GroupNorm
+
+    x = np.random.default_rng(0).normal(2, 3, (3, 5, 5, 12)).astype("float32")
+    gamma, beta = np.random.default_rng(1).normal(size=(2, 12)).astype("float32")
+    outputs = []
+    for layer in (keras.layers.GroupNormalization(4, epsilon=1e-3),
+                  GroupNorm(4, epsilon=1e-3)):
+        layer.build(x.shape)
+        layer.set_weights([gamma, beta])
+        outputs.append(keras.ops.convert_to_numpy(layer(x)))
+    np.testing.assert_allclose(outputs[1], outputs[0], atol=1e-5)
+    # Each group of 3 channels is normalized on its own: mean beta, and
+    # (with gamma 1) unit variance.
+    plain = GroupNorm(4, center=False, scale=False)
+    normalized = keras.ops.convert_to_numpy(plain(x)).reshape(3, 25, 4, 3)
+    np.testing.assert_allclose(normalized.mean(axis=(1, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(normalized.var(axis=(1, 3)), 1, atol=1e-2)

@@ -3,6 +3,7 @@
 from keras_diffusion.layers.attention_block import AttentionBlock
 from keras_diffusion.layers.cross_attention import CrossAttention
 from keras_diffusion.layers.downsample import Downsample
+from keras_diffusion.layers.group_norm import GroupNorm
 from keras_diffusion.layers.res_block import ResBlock
 from keras_diffusion.layers.sinusoidal_embedding import SinusoidalEmbedding
 from keras_diffusion.layers.upsample import Upsample
@@ -11,6 +12,7 @@ __all__ = [
     "AttentionBlock",
     "CrossAttention",
     "Downsample",
+    "GroupNorm",
     "ResBlock",
     "SinusoidalEmbedding",
     "Upsample",

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_diffusion.layers.group_norm import GroupNorm
 from keras_diffusion.layers.res_block import group_count
 
 
@@ -40,7 +41,7 @@ class CrossAttention(keras.layers.Layer):
                 f"channels ({channels}) must be divisible by num_heads "
                 f"({self.num_heads})."
             )
-        self.norm = keras.layers.GroupNormalization(
+        self.norm = GroupNorm(
             group_count(channels), name="norm"
         )
         self.norm.build(inputs_shape)

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_diffusion.layers.group_norm import GroupNorm
+
 
 def group_count(channels, max_groups=8):
     """Largest divisor of `channels` that is at most `max_groups`."""
@@ -46,7 +48,7 @@ class ResBlock(keras.layers.Layer):
     def build(self, inputs_shape, embedding_shape):
         input_shape = inputs_shape
         in_channels = input_shape[-1]
-        self.norm1 = keras.layers.GroupNormalization(
+        self.norm1 = GroupNorm(
             group_count(in_channels), name="norm1"
         )
         self.norm1.build(input_shape)
@@ -59,7 +61,7 @@ class ResBlock(keras.layers.Layer):
             self.channels, name="embedding_projection"
         )
         self.embedding_projection.build(embedding_shape)
-        self.norm2 = keras.layers.GroupNormalization(
+        self.norm2 = GroupNorm(
             group_count(self.channels), name="norm2"
         )
         self.norm2.build(out_shape)

@@ -2,6 +2,7 @@ import keras
 
 from keras_diffusion.layers import Downsample
 from keras_diffusion.layers import ResBlock
+from keras_diffusion.layers import GroupNorm
 from keras_diffusion.layers import SinusoidalEmbedding
 from keras_diffusion.layers.res_block import group_count
 
@@ -69,7 +70,7 @@ class TimeConditionedClassifier(keras.Model):
             x = ResBlock(width, name=f"level{level}_res")(x, embedding)
             if level < len(widths) - 1:
                 x = Downsample(width, name=f"level{level}_downsample")(x)
-        x = keras.layers.GroupNormalization(group_count(widths[-1]),
+        x = GroupNorm(group_count(widths[-1]),
                                             name="out_norm")(x)
         x = keras.layers.Activation("silu", name="out_silu")(x)
         x = keras.layers.Flatten(name="flatten")(x)
