@@ -2,7 +2,6 @@ import keras
 
 from keras_diffusion.layers import Downsample
 from keras_diffusion.layers import ResBlock
-from keras_diffusion.layers import GroupNorm
 from keras_diffusion.layers import SinusoidalEmbedding
 from keras_diffusion.layers.res_block import group_count
 
@@ -15,8 +14,9 @@ class TimeConditionedClassifier(keras.Model):
     two-layer MLP) and enters every `ResBlock`. A 3x3 stem is followed, for
     each entry of `widths`, by one `ResBlock` and, between levels, a
     strided-conv `Downsample` (28 -> 14 -> 7 pixels with three levels); then
-    `GroupNorm -> swish -> Flatten -> Dense(num_classes)`. Flattening keeps
-    where the strokes are; it learns far faster than global pooling here.
+    `GroupNormalization -> swish -> Flatten -> Dense(num_classes)`.
+    Flattening keeps where the strokes are; it learns far faster than
+    global pooling here.
 
     It has no batch statistics (group normalization only), so each image's
     logits depend on that image alone: the gradient of a batch's summed
@@ -70,7 +70,8 @@ class TimeConditionedClassifier(keras.Model):
             x = ResBlock(width, name=f"level{level}_res")(x, embedding)
             if level < len(widths) - 1:
                 x = Downsample(width, name=f"level{level}_downsample")(x)
-        x = GroupNorm(group_count(widths[-1]),
+        # Keras' layer, as the UNet's out_norm: the shipped weights' names.
+        x = keras.layers.GroupNormalization(group_count(widths[-1]),
                                             name="out_norm")(x)
         x = keras.layers.Activation("silu", name="out_silu")(x)
         x = keras.layers.Flatten(name="flatten")(x)

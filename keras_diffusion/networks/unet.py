@@ -4,7 +4,6 @@ from keras import ops
 from keras_diffusion.layers import AttentionBlock
 from keras_diffusion.layers import CrossAttention
 from keras_diffusion.layers import Downsample
-from keras_diffusion.layers import GroupNorm
 from keras_diffusion.layers import ResBlock
 from keras_diffusion.layers import SinusoidalEmbedding
 from keras_diffusion.layers import Upsample
@@ -182,7 +181,11 @@ class UNet(keras.Model):
             if level > 0:
                 x = Upsample(widths[level - 1], name=f"up{level}_upsample")(x)
 
-        x = GroupNorm(group_count(widths[0]), name="out_norm")(x)
+        # Keras' own layer here, not `GroupNorm`: a functional model stores
+        # each layer's weights under a name made from its class, so the
+        # shipped `.keras` files need this one to stay GroupNormalization.
+        x = keras.layers.GroupNormalization(group_count(widths[0]),
+                                            name="out_norm")(x)
         x = keras.layers.Activation("silu", name="out_silu")(x)
         outputs = keras.layers.Conv2D(
             image_shape[-1],
