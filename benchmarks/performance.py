@@ -54,7 +54,7 @@ DIFFUSERS_UNET = {
     "up_block_types": ("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
     "attention_head_dim": 32, "norm_num_groups": 8, "time_embedding_dim": 128,
 }
-FULL = {"batch": 128, "steps": 6, "rounds": 3, "images": 256,
+FULL = {"batch": 128, "steps": 5, "rounds": 2, "images": 256,
         "sample_steps": 50, "ab_sample_steps": 10, "memory_images": 1000,
         "memory_steps": 5, "omp_steps": 3}
 QUICK = {"batch": 16, "steps": 2, "rounds": 2, "images": 16,
@@ -64,8 +64,8 @@ QUICK = {"batch": 16, "steps": 2, "rounds": 2, "images": 16,
 # training worker; see `worker_train`.
 TRAIN_VARIANTS = {
     "tensorflow": "f32,bf16,noprefetch",
-    "jax": "f32,transpose,bf16",
-    "torch": "f32,bf16",
+    "jax": "f32,cores,transpose,bf16,noema",
+    "torch": "f32,bf16,kerasgn",
 }
 
 
@@ -177,16 +177,25 @@ def worker_train(args):
     `f32` the library's default; `bf16` under the `mixed_bfloat16` dtype
     policy; `noprefetch` the same `tf.data` pipeline without `prefetch`;
     `transpose` (JAX) Upsample through XLA's transposed convolution, as
-    before the sub-pixel fix. After warm-up, each variant trains `rounds`
-    times `steps` steps, the variants taking turns, so that they share the
-    machine's load.
+    before the sub-pixel fix; `noema` AdamW without the weights' EMA;
+    `cores` (JAX) data-parallel over one CPU device per core, what
+    `kd train` does under JAX (`keras_diffusion/utils/jax_cpu.py`);
+    `kerasgn` (PyTorch) `GroupNorm` through Keras' generic arithmetic, as
+    before the fused `torch.nn.functional.group_norm`.
+    After warm-up, each variant trains `rounds` times `steps` steps, the
+    variants taking turns, so that they share the machine's load.
     """
+    import contextlib
+
     import keras
     import numpy as np
 
     from keras_diffusion.data.pipeline import make_dataset
+    from keras_diffusion.distribution import data_parallel
+    from keras_diffusion.layers import GroupNorm
     from keras_diffusion.layers import upsample
     from keras_diffusion.recipes import build_model
+    from keras_diffusion.utils.jax_cpu import cpu_devices_for
 
     keras.utils.set_random_seed(0)
     backend = keras.backend.backend()
@@ -204,6 +213,16 @@ def worker_train(args):
                 .shuffle(len(images), seed=0, reshuffle_each_iteration=True)
                 .repeat().batch(batch, drop_remainder=True))
 
+    def scope(variant):
+        """`cores`: inside the data-parallel distribution; others: none."""
+        if variant != "cores":
+            return contextlib.nullcontext()
+        devices = cpu_devices_for(batch)
+        if devices is None:
+            raise RuntimeError("variant `cores` needs several JAX CPU devices "
+                               f"dividing the batch; got {keras.distribution.list_devices()}")
+        return data_parallel(devices)
+
     def build(variant, weights):
         keras.config.set_dtype_policy(
             "mixed_bfloat16" if variant == "bf16" else "float32")
@@ -211,21 +230,30 @@ def worker_train(args):
             model = build_model("ddpm", seed=0)
         finally:
             keras.config.set_dtype_policy("float32")
+        if variant == "kerasgn":
+            for layer in model._flatten_layers(include_self=False):
+                if isinstance(layer, GroupNorm):
+                    object.__setattr__(layer, "_fused", lambda inputs: False)
+        if variant == "noema":
+            model.compile(optimizer=keras.optimizers.AdamW(
+                1e-3, weight_decay=1e-4, use_ema=False))
         if weights is not None:
             model.set_weights(weights)
         return model
 
     def fit(entry, num_steps):
-        entry["model"].fit(entry["data"], epochs=1, steps_per_epoch=num_steps,
-                           verbose=0, callbacks=[entry["recorder"]])
+        with scope(entry["variant"]):
+            entry["model"].fit(entry["data"], epochs=1, steps_per_epoch=num_steps,
+                               verbose=0, callbacks=[entry["recorder"]])
 
     runs, weights = {}, None
     for variant in variants:
         start, cpu0 = time.perf_counter(), cpu_seconds()
-        model = build(variant, weights)
+        with scope(variant):
+            model = build(variant, weights)
         if weights is None:
             weights = model.get_weights()
-        entry = {"model": model, "data": dataset(variant),
+        entry = {"model": model, "data": dataset(variant), "variant": variant,
                  "recorder": _StepRecorder()}
         original = upsample.Upsample.call
         if variant == "transpose":
@@ -707,6 +735,11 @@ def main(argv=None):
         if value is not None:
             settings[key] = value
     if args.worker:
+        if args.worker == "train" and os.environ.get("KERAS_BACKEND") == "jax":
+            # As `kd` does: one JAX CPU device per core, before JAX starts.
+            from keras_diffusion.utils.jax_cpu import split_cpu_into_devices
+
+            split_cpu_into_devices()
         for key, value in settings.items():
             setattr(args, key, value)
         WORKERS[args.worker](args)
@@ -852,7 +885,11 @@ def render(report):
             add(f"| ours | {backend} | failed: {result.get('error')} | | | | | | | "
                 f"`{result.get('command')}` |")
             continue
-        base = result["variants"]["f32"]
+        # The library's default: under JAX on several cores, data-parallel
+        # over one CPU device per core (`cores`).
+        base = result["variants"].get("cores", result["variants"]["f32"])
+        # Peak RSS is taken once per process, after the first variant (f32).
+        base = dict(base, train_rss_mib=result["variants"]["f32"].get("train_rss_mib"))
         train_rates[backend] = base["images_per_s"]
         add(_train_row("ours (recipe `ddpm`)", backend, base, result, ours_fwd,
                        peak))
@@ -990,6 +1027,25 @@ def render(report):
         add(_ab_row("Upsample as a sub-pixel convolution (was XLA's transposed "
                     "convolution)", "jax", "training images/s", before, after,
                     jax_train["command"], loss=before["loss_rel_diff"]))
+    if _ok(jax_train) and "cores" in jax_train["variants"]:
+        after = jax_train["variants"]["cores"]
+        add(_ab_row("JAX: one CPU device per core, training data-parallel "
+                    "over them (was one device)", "jax", "training images/s",
+                    jax_train["variants"]["f32"], after, jax_train["command"],
+                    loss=after["loss_rel_diff"]))
+    torch_train = train.get("torch", {})
+    if _ok(torch_train) and "kerasgn" in torch_train["variants"]:
+        after = torch_train["variants"]["f32"]
+        add(_ab_row("`GroupNorm` through `torch.nn.functional.group_norm` (was "
+                    "Keras' reshape/moments arithmetic)", "torch",
+                    "training images/s", torch_train["variants"]["kerasgn"],
+                    after, torch_train["command"],
+                    loss=torch_train["variants"]["kerasgn"]["loss_rel_diff"]))
+    if _ok(jax_train) and "noema" in jax_train["variants"]:
+        add(_ab_row("(diagnostic) AdamW without the weights' EMA", "jax",
+                    "training images/s", jax_train["variants"]["f32"],
+                    jax_train["variants"]["noema"], jax_train["command"],
+                    note="before: with EMA (the recipe); not a change"))
     jax_sample = report.get("sample", {}).get("jax", {})
     if _ok(jax_sample) and "upsample_ab" in jax_sample:
         ab = jax_sample["upsample_ab"]
@@ -1035,10 +1091,12 @@ def render(report):
     return "\n".join(lines) + "\n"
 
 
+# PyTorch has no compiled path here (no graph capture): both of its modes
+# are the same eager step under `torch.no_grad`.
 _COMPILED = {"tensorflow": "`tf.function`", "jax": "`jax.jit`",
-             "torch": "`torch.no_grad`"}
+             "torch": "`torch.no_grad`, not compiled"}
 _EAGER = {"tensorflow": "eager", "jax": "eager (op by op)",
-          "torch": "eager (with autograd)"}
+          "torch": "eager, `torch.no_grad` (the same)"}
 
 
 def _train_row(label, backend, figures, result, forward_flops, peak):
@@ -1055,7 +1113,7 @@ def _train_row(label, backend, figures, result, forward_flops, peak):
 def _ab_row(change, backend, measure, before, after, command, loss=None,
             note=""):
     ratio = after["images_per_s"] / before["images_per_s"]
-    loss_text = "" if loss is None else f"{100 * loss:.1f}% mean difference"
+    loss_text = "" if loss is None else f"{100 * loss:.3f}% mean difference"
     if note:
         loss_text = (loss_text + "; " if loss_text else "") + note
     return (f"| {change} | {backend} | {measure} | {before['images_per_s']:.1f} | "
