@@ -66,7 +66,7 @@ def _plot(path, table):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from keras_diffusion.utils.io import atomic_path
+    from keras_diffusion.viz import save_figure
 
     figure, axis = plt.subplots(figsize=(6, 3.6))
     axis.plot([t for t, _ in table], [100 * a for _, a in table], marker="o")
@@ -77,10 +77,7 @@ def _plot(path, table):
     axis.set_title("Noisy-image classifier on MNIST test digits x_t")
     axis.legend(loc="upper right", fontsize=8)
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 if __name__ == "__main__":

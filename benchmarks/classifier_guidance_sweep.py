@@ -100,7 +100,7 @@ def _plot(path, results, num):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from keras_diffusion.utils.io import atomic_path
+    from keras_diffusion.viz import save_figure
 
     scales = [scale for scale, _ in results]
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -122,10 +122,7 @@ def _plot(path, results, num):
     axis.legend(lines[0] + more[0], lines[1] + more[1], loc="center right",
                 fontsize=8)
     axis.set_title("Classifier guidance of the unconditional DDPM")
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 if __name__ == "__main__":

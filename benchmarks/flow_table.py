@@ -130,7 +130,7 @@ def _plot(path, steps, curves, floor, num):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from keras_diffusion.utils.io import atomic_path
+    from keras_diffusion.viz import save_figure
 
     figure, axis = plt.subplots(figsize=(6, 4))
     for key, fids in curves.items():
@@ -143,10 +143,7 @@ def _plot(path, steps, curves, floor, num):
     axis.set_xlabel("Euler steps")
     axis.set_ylabel(f"FID ({num} samples)")
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 if __name__ == "__main__":

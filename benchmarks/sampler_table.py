@@ -99,7 +99,7 @@ def _plot_guidance(path, curve, floor, num):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from keras_diffusion.utils.io import atomic_path
+    from keras_diffusion.viz import save_figure
 
     weights = [w for w, _, _ in curve]
     figure, axis = plt.subplots(figsize=(6, 4))
@@ -112,10 +112,7 @@ def _plot_guidance(path, curve, floor, num):
         other.plot(weights, [100 * a for _, _, a in curve], marker="s", color="C1")
         other.set_ylabel("class accuracy (%)", color="C1")
     axis.legend(loc="upper center", fontsize=8)
-    figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 if __name__ == "__main__":
