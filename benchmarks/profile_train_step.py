@@ -17,7 +17,6 @@ one at a time, and Keras' `GroupNormalization` arithmetic under PyTorch.
 
 import argparse
 import collections
-import contextlib
 import glob
 import gzip
 import json
@@ -48,24 +47,22 @@ def main():
     import keras
     import numpy as np
 
-    from keras_diffusion.distribution import data_parallel
+    from keras_diffusion.distribution import cpu_data_parallel
     from keras_diffusion.layers import GroupNorm
     from keras_diffusion.recipes import build_model
 
     if args.keras_group_norm:
         GroupNorm._fused = lambda self, inputs: False
-    devices = None if args.one_device else jax_cpu.cpu_devices_for(args.batch)
     backend = keras.backend.backend()
     images = np.random.default_rng(0).uniform(
         -1, 1, (args.batch * args.steps, 28, 28, 1)).astype("float32")
-    scope = data_parallel(devices) if devices else contextlib.nullcontext()
-    with scope:
+    with cpu_data_parallel(args.batch) as replicas:
         model = build_model("ddpm", seed=0)
         model.fit(images[:2 * args.batch], batch_size=args.batch, verbose=0)
         start, cpu = time.perf_counter(), time.process_time()
         model.fit(images, batch_size=args.batch, verbose=0)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-        print(f"{backend}, {len(devices) if devices else 1} device(s), "
+        print(f"{backend}, {replicas.num_replicas if replicas else 1} device(s), "
               f"{jax_cpu.usable_cores()} usable core(s): "
               f"{len(images) / wall:.1f} images/s, "
               f"{len(images) / cpu:.1f} images per CPU-second, "

@@ -17,18 +17,17 @@ import subprocess
 import sys
 
 WORKER = r"""
-import contextlib, json, os, sys, time
+import json, os, sys, time
 from keras_diffusion.utils import jax_cpu
 if os.environ["KERAS_BACKEND"] == "jax":
     jax_cpu.split_cpu_into_devices()  # as `kd` does, before JAX starts
 import numpy as np
 import keras
-from keras_diffusion.distribution import data_parallel
+from keras_diffusion.distribution import cpu_data_parallel
 from keras_diffusion.recipes import build_model
 
 batch_size, steps, recipe = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-devices = jax_cpu.cpu_devices_for(batch_size)
-with data_parallel(devices) if devices else contextlib.nullcontext():
+with cpu_data_parallel(batch_size) as replicas:
     model = build_model(recipe)
     images = np.random.default_rng(0).uniform(-1, 1, (batch_size * 4, 28, 28, 1))
     images = images.astype("float32")
@@ -39,7 +38,7 @@ with data_parallel(devices) if devices else contextlib.nullcontext():
     seconds = time.perf_counter() - start
 print(json.dumps({"images_per_second": batch_size * steps / seconds,
                   "params": model.network.count_params(),
-                  "devices": len(devices) if devices else 1}))
+                  "devices": replicas.num_replicas if replicas else 1}))
 """
 
 

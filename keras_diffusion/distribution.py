@@ -12,6 +12,8 @@ import os
 
 import keras
 
+from keras_diffusion.utils.jax_cpu import cpu_devices_for
+
 # The variables `keras.distribution.initialize()` reads on every host.
 MULTI_HOST_VARIABLES = (
     "KERAS_DISTRIBUTION_JOB_ADDRESSES",
@@ -101,6 +103,19 @@ def data_parallel(devices=None):
             "KERAS_BACKEND=jax (several devices and hosts) or tensorflow "
             "(the devices of one machine)."
         )
+
+
+def cpu_data_parallel(batch_size):
+    """The context `kd train` trains in when not told `--distribute`.
+
+    `data_parallel()` over JAX's CPU devices when
+    `keras_diffusion.utils.jax_cpu.split_cpu_into_devices` made several and
+    `batch_size` splits evenly among them (see `cpu_devices_for`);
+    otherwise no distribution. Either way, `with cpu_data_parallel(128) as
+    replicas:` works: `replicas` is then a `Replicas` or `None`.
+    """
+    devices = cpu_devices_for(batch_size)
+    return data_parallel(devices) if devices else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
 """`train()`: the library function behind `kd train KIND`."""
 
+import contextlib
 import math
 import os
 import shutil
@@ -10,6 +11,7 @@ import numpy as np
 from keras_diffusion.data import load_mnist
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
+from keras_diffusion.distribution import cpu_data_parallel
 from keras_diffusion.distribution import data_parallel
 from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.models import RectifiedFlow
@@ -25,7 +27,6 @@ from keras_diffusion.reflow import generate_pairs
 from keras_diffusion.reflow import load_pairs
 from keras_diffusion.utils.checks import check_int
 from keras_diffusion.utils.io import atomic_path
-from keras_diffusion.utils.jax_cpu import cpu_devices_for
 from keras_diffusion.utils.io import check_writable_dir
 from keras_diffusion.viz import save_image_grid
 
@@ -76,19 +77,18 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
     Returns:
         The path of the saved `.keras` model.
     """
-    devices = None
-    if distribute is None:
-        devices = cpu_devices_for(batch_size or get_recipe(kind).get("batch_size"))
-        if devices and verbose:
-            print(f"Training data-parallel on {len(devices)} JAX CPU devices, "
-                  "one per core (see keras_diffusion/utils/jax_cpu.py).")
-    if distribute or devices:
-        with data_parallel(devices) as replicas:
-            return _train(kind, data, epochs, max_steps, batch_size, out_dir,
-                          seed, learning_rate, sample_every, verbose, vae,
-                          replicas)
-    return _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
-                  learning_rate, sample_every, verbose, vae, None)
+    if distribute:
+        context = data_parallel()
+    elif distribute is None:
+        context = cpu_data_parallel(batch_size or get_recipe(kind).get("batch_size"))
+    else:
+        context = contextlib.nullcontext()
+    with context as replicas:
+        if replicas is not None and not distribute and verbose:
+            print(f"Training data-parallel on {replicas.num_replicas} JAX CPU "
+                  "devices, one per core (see keras_diffusion/utils/jax_cpu.py).")
+        return _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
+                      learning_rate, sample_every, verbose, vae, replicas)
 
 
 def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
