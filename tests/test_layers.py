@@ -4,6 +4,7 @@ import pytest
 
 from conftest import randomize
 from keras_diffusion.layers import AttentionBlock
+from keras_diffusion.layers import Conv2D
 from keras_diffusion.layers import Downsample
 from keras_diffusion.layers import ResBlock
 from keras_diffusion.layers import SinusoidalEmbedding
@@ -108,6 +109,94 @@ def test_subpixel_conv_transpose_matches_conv2d_transpose():
     np.testing.assert_allclose(got, expected, atol=1e-4)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x)), expected,
                                atol=1e-4)
+
+
+# (input height, width), then Conv2D arguments: "same" padding that torch
+# pads evenly and unevenly (stride 2 on an even size), "valid", dilation.
+CONV_CASES = [
+    ((9, 9), dict(filters=5, kernel_size=3, padding="same")),
+    ((8, 8), dict(filters=5, kernel_size=3, padding="same", strides=2)),
+    ((7, 10), dict(filters=5, kernel_size=4, padding="same")),
+    ((8, 6), dict(filters=5, kernel_size=1)),
+    ((9, 8), dict(filters=5, kernel_size=3, padding="valid", strides=2)),
+    ((9, 9), dict(filters=5, kernel_size=3, padding="same", dilation_rate=2)),
+]
+
+
+@pytest.mark.parametrize("size,arguments", CONV_CASES)
+def test_conv2d_matches_keras_conv2d(size, arguments):
+    # Conv2D's torch path (a channels-first view, no copies) must give Keras'
+    # result and gradients with the same weights; elsewhere it is Keras'.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2,) + size + (4,)).astype("float32")
+    ours, reference = Conv2D(**arguments), keras.layers.Conv2D(**arguments)
+    ours.build(x.shape)
+    reference.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype("float32")
+               for w in ours.get_weights()]
+    ours.set_weights(weights)
+    reference.set_weights(weights)
+    expected = keras.ops.convert_to_numpy(reference(x))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(x)), expected,
+                               atol=1e-4)
+    np.testing.assert_allclose(_input_and_kernel_gradients(ours, x),
+                               _input_and_kernel_gradients(reference, x),
+                               atol=1e-3)
+    restored, config = _roundtrip_config(ours)
+    assert restored.get_config() == config and type(restored) is Conv2D
+
+
+def test_upsample_gradients_match_conv2d_transpose():
+    # Upsample's own paths (sub-pixel under JAX, torch's conv_transpose2d on
+    # a view under PyTorch) against Keras' Conv2DTranspose, gradients too.
+    rng = np.random.default_rng(1)
+    layer = Upsample(3)
+    x = rng.normal(size=(2, 7, 5, 4)).astype("float32")
+    layer.build(x.shape)
+    for variable in layer.conv.trainable_variables:
+        variable.assign(rng.normal(size=variable.shape).astype("float32"))
+    np.testing.assert_allclose(
+        _input_and_kernel_gradients(layer, x, kernel=layer.conv.kernel),
+        _input_and_kernel_gradients(layer.conv, x), atol=1e-3)
+
+
+def _input_and_kernel_gradients(layer, x, kernel=None):
+    """Gradients of a weighted sum of squared outputs (weights that change
+    along every axis, so that a flipped or shifted output would show)
+    w.r.t. the input and the kernel, flattened into one NumPy vector, with
+    the active backend's autodiff."""
+    kernel = layer.kernel if kernel is None else kernel
+    backend = keras.backend.backend()
+
+    def weighted_sum(outputs):
+        size = int(np.prod(outputs.shape))
+        weights = keras.ops.reshape(keras.ops.linspace(0.5, 1.5, size),
+                                    outputs.shape)
+        return keras.ops.sum(outputs ** 2 * weights)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        x = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = weighted_sum(layer(x))
+        grads = tape.gradient(loss, [x, kernel.value])
+    elif backend == "jax":
+        import jax
+
+        def loss(x, kernel_value):
+            with keras.StatelessScope(state_mapping=[(kernel, kernel_value)]):
+                return weighted_sum(layer(x))
+
+        grads = jax.grad(loss, argnums=(0, 1))(x, kernel.value)
+    else:
+        import torch
+
+        x = torch.tensor(x, requires_grad=True)
+        loss = weighted_sum(layer(x))
+        grads = torch.autograd.grad(loss, [x, kernel.value])
+    return np.concatenate([keras.ops.convert_to_numpy(g).ravel() for g in grads])
 
 
 def _unet_inputs(batch=2):

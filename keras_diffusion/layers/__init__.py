@@ -1,6 +1,7 @@
 """Building blocks of the networks: Keras 3 layers written with `keras.ops`."""
 
 from keras_diffusion.layers.attention_block import AttentionBlock
+from keras_diffusion.layers.conv2d import Conv2D
 from keras_diffusion.layers.cross_attention import CrossAttention
 from keras_diffusion.layers.downsample import Downsample
 from keras_diffusion.layers.group_norm import GroupNorm
@@ -10,6 +11,7 @@ from keras_diffusion.layers.upsample import Upsample
 
 __all__ = [
     "AttentionBlock",
+    "Conv2D",
     "CrossAttention",
     "Downsample",
     "GroupNorm",

@@ -1,5 +1,7 @@
 import keras
 
+from keras_diffusion.layers.conv2d import Conv2D
+
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
 class Downsample(keras.layers.Layer):
@@ -20,7 +22,7 @@ class Downsample(keras.layers.Layer):
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
-        self.conv = keras.layers.Conv2D(
+        self.conv = Conv2D(
             channels, 3, strides=2, padding="same", name="conv"
         )
 

@@ -1,6 +1,7 @@
 import keras
 from keras import ops
 
+from keras_diffusion.layers.conv2d import Conv2D
 from keras_diffusion.layers.group_norm import GroupNorm
 
 
@@ -52,7 +53,7 @@ class ResBlock(keras.layers.Layer):
             group_count(in_channels), name="norm1"
         )
         self.norm1.build(input_shape)
-        self.conv1 = keras.layers.Conv2D(
+        self.conv1 = Conv2D(
             self.channels, 3, padding="same", name="conv1"
         )
         self.conv1.build(input_shape)
@@ -66,7 +67,7 @@ class ResBlock(keras.layers.Layer):
         )
         self.norm2.build(out_shape)
         self.dropout_layer = keras.layers.Dropout(self.dropout)
-        self.conv2 = keras.layers.Conv2D(
+        self.conv2 = Conv2D(
             self.channels,
             3,
             padding="same",
@@ -76,7 +77,7 @@ class ResBlock(keras.layers.Layer):
         self.conv2.build(out_shape)
         self.skip = None
         if in_channels != self.channels:
-            self.skip = keras.layers.Conv2D(self.channels, 1, name="skip")
+            self.skip = Conv2D(self.channels, 1, name="skip")
             self.skip.build(input_shape)
 
     def call(self, inputs, embedding, training=None):

@@ -2,6 +2,7 @@ import keras
 from keras import ops
 
 from keras_diffusion.layers import AttentionBlock
+from keras_diffusion.layers import Conv2D
 from keras_diffusion.layers import CrossAttention
 from keras_diffusion.layers import Downsample
 from keras_diffusion.layers import ResBlock
@@ -141,7 +142,7 @@ class UNet(keras.Model):
         )(embedding)
         embedding = keras.layers.Dense(embedding_dim, name="time_mlp_2")(embedding)
 
-        x = keras.layers.Conv2D(widths[0], 3, padding="same", name="stem")(
+        x = Conv2D(widths[0], 3, padding="same", name="stem")(
             network_input
         )
         skips = [x]
@@ -187,7 +188,7 @@ class UNet(keras.Model):
         x = keras.layers.GroupNormalization(group_count(widths[0]),
                                             name="out_norm")(x)
         x = keras.layers.Activation("silu", name="out_silu")(x)
-        outputs = keras.layers.Conv2D(
+        outputs = Conv2D(
             image_shape[-1],
             3,
             padding="same",
