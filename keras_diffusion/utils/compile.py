@@ -9,7 +9,10 @@ def compile_function(fn, variables):
     - TensorFlow: `tf.function`.
     - JAX: `jax.jit` of a stateless version of `fn`, with the current values
       of `variables` passed in through a `keras.StatelessScope` (the way
-      keras-hub compiles generation).
+      keras-hub compiles generation). With several JAX CPU devices (one per
+      core, `keras_diffusion.utils.jax_cpu`), the batch is split among them
+      and the variables copied to each, so that every core works on its
+      part of the batch; a batch that does not split evenly stays on one.
     - PyTorch: `fn` under `torch.no_grad()` (eager; no graph capture).
 
     Args:
@@ -31,7 +34,17 @@ def compile_function(fn, variables):
                 return fn(*args)
 
         def compiled(*args):
-            return stateless_fn([v.value for v in variables], *args)
+            values = [v.value for v in variables]
+            shardings = _batch_shardings(args)
+            if shardings is not None:
+                batch, replicated = shardings
+                values = jax.device_put(values, replicated)
+                size = args[0].shape[0]
+                args = jax.tree_util.tree_map(
+                    lambda a: (jax.device_put(a, batch)
+                               if getattr(a, "ndim", 0) and a.shape[0] == size
+                               else a), args)
+            return stateless_fn(values, *args)
 
         return compiled
     if backend == "torch":
@@ -43,6 +56,27 @@ def compile_function(fn, variables):
 
         return no_grad_fn
     return fn
+
+
+def _batch_shardings(args):
+    """JAX: `(split along the batch, copied to each)` shardings, or `None`.
+
+    `None` unless the first argument is a batch that splits evenly among
+    several CPU devices (`cpu_devices_for`).
+    """
+    import jax
+    import numpy as np
+
+    from keras_diffusion.utils.jax_cpu import cpu_devices_for
+
+    if not args or not getattr(args[0], "ndim", 0):
+        return None
+    if cpu_devices_for(int(args[0].shape[0])) is None:
+        return None
+    mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
+    spec = jax.sharding.PartitionSpec
+    return (jax.sharding.NamedSharding(mesh, spec("batch")),
+            jax.sharding.NamedSharding(mesh, spec()))
 
 
 def without_gradients(fn):
