@@ -24,13 +24,14 @@ per process):
   load: JAX's transposed convolution before/after, `mixed_bfloat16` against
   float32 (speed and the loss curve from the same initial weights), the
   input pipeline with and without prefetch; and, in separate processes,
-  PyTorch with and without `OMP_WAIT_POLICY=PASSIVE`.
+  PyTorch with `OMP_WAIT_POLICY=ACTIVE` (OpenMP's default) and `PASSIVE`.
 
 Every figure is printed with the command that measures it alone (a worker:
 `python benchmarks/performance.py --worker ...`).
 """
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -65,7 +66,7 @@ QUICK = {"batch": 16, "steps": 2, "rounds": 2, "images": 16,
 TRAIN_VARIANTS = {
     "tensorflow": "f32,bf16,noprefetch",
     "jax": "f32,cores,transpose,bf16,noema",
-    "torch": "f32,bf16,kerasgn",
+    "torch": "f32,bf16,kerasgn,kerasconv",
 }
 
 
@@ -181,19 +182,17 @@ def worker_train(args):
     `cores` (JAX) data-parallel over one CPU device per core, what
     `kd train` does under JAX (`keras_diffusion/utils/jax_cpu.py`);
     `kerasgn` (PyTorch) `GroupNorm` through Keras' generic arithmetic, as
-    before the fused `torch.nn.functional.group_norm`.
+    before the fused `torch.nn.functional.group_norm`; `kerasconv`
+    (PyTorch) convolutions through Keras' generic path, as before `Conv2D`
+    and `Upsample` called torch on channels-first views (`as_before`).
     After warm-up, each variant trains `rounds` times `steps` steps, the
     variants taking turns, so that they share the machine's load.
     """
-    import contextlib
-
     import keras
     import numpy as np
 
     from keras_diffusion.data.pipeline import make_dataset
     from keras_diffusion.distribution import data_parallel
-    from keras_diffusion.layers import GroupNorm
-    from keras_diffusion.layers import upsample
     from keras_diffusion.recipes import build_model
     from keras_diffusion.utils.jax_cpu import cpu_devices_for
 
@@ -230,10 +229,6 @@ def worker_train(args):
             model = build_model("ddpm", seed=0)
         finally:
             keras.config.set_dtype_policy("float32")
-        if variant == "kerasgn":
-            for layer in model._flatten_layers(include_self=False):
-                if isinstance(layer, GroupNorm):
-                    object.__setattr__(layer, "_fused", lambda inputs: False)
         if variant == "noema":
             model.compile(optimizer=keras.optimizers.AdamW(
                 1e-3, weight_decay=1e-4, use_ema=False))
@@ -242,7 +237,7 @@ def worker_train(args):
         return model
 
     def fit(entry, num_steps):
-        with scope(entry["variant"]):
+        with scope(entry["variant"]), as_before(entry["variant"]):
             entry["model"].fit(entry["data"], epochs=1, steps_per_epoch=num_steps,
                                verbose=0, callbacks=[entry["recorder"]])
 
@@ -255,13 +250,7 @@ def worker_train(args):
             weights = model.get_weights()
         entry = {"model": model, "data": dataset(variant), "variant": variant,
                  "recorder": _StepRecorder()}
-        original = upsample.Upsample.call
-        if variant == "transpose":
-            upsample.Upsample.call = lambda self, inputs: self.conv(inputs)
-        try:  # the first `fit` traces and compiles the train step
-            fit(entry, 2)
-        finally:
-            upsample.Upsample.call = original
+        fit(entry, 2)  # the first `fit` traces and compiles the train step
         entry["warmup_s"] = time.perf_counter() - start
         entry["warmup_cpu_s"] = cpu_seconds() - cpu0
         runs[variant] = entry
@@ -318,20 +307,45 @@ def _input_time(dataset, count):
     return 1000 * (time.perf_counter() - start) / count
 
 
+@contextlib.contextmanager
+def as_before(variant):
+    """Runs the library as it was before the optimization `variant`.
+
+    `transpose` (JAX): `Upsample` through XLA's transposed convolution;
+    `kerasgn` (PyTorch): `GroupNorm` through Keras' arithmetic; `kerasconv`
+    (PyTorch): `Conv2D` and `Upsample` through Keras' convolutions, which
+    copy the layout around each call. Other variants: unchanged.
+    """
+    import keras
+
+    from keras_diffusion.layers import Conv2D
+    from keras_diffusion.layers import GroupNorm
+    from keras_diffusion.layers import Upsample
+
+    saved = (Upsample.call, GroupNorm._fused, Conv2D.convolution_op)
+    if variant in ("transpose", "kerasconv"):
+        Upsample.call = lambda self, inputs: self.conv(inputs)
+    if variant == "kerasgn":
+        GroupNorm._fused = lambda self, inputs: False
+    if variant == "kerasconv":
+        Conv2D.convolution_op = keras.layers.Conv2D.convolution_op
+    try:
+        yield
+    finally:
+        Upsample.call, GroupNorm._fused, Conv2D.convolution_op = saved
+
+
 def worker_sample(args):
     """DDIM sampling with the shipped "ddpm" model: compiled, then eager.
 
     Also the peak memory of sampling 1,000 images (batched by `generate`),
-    and, under JAX, the compiled step with the old transposed convolution
-    against the sub-pixel one, interleaved.
+    and, under JAX and PyTorch, the compiled step before and after that
+    backend's convolution fix (`SAMPLING_AB`), interleaved.
     """
     import keras
     import numpy as np
 
-    from keras_diffusion.layers import upsample
     from keras_diffusion.pretrained import load_model
-    from keras_diffusion.samplers import make_step_function
-    from keras_diffusion.samplers import run_sampler
 
     backend = keras.backend.backend()
     model = load_model("ddpm")
@@ -375,48 +389,53 @@ def worker_sample(args):
                                 "steps": args.memory_steps,
                                 "seconds": time.perf_counter() - start,
                                 "rss_mib": max_rss_mib()}
-    if backend == "jax" and args.ab_sample_steps:
-        result["upsample_ab"] = _jax_upsample_sampling_ab(
-            model, make_step_function, run_sampler, upsample, noise, args)
+    if backend in SAMPLING_AB and args.ab_sample_steps:
+        result["sampling_ab"] = _sampling_ab(model, SAMPLING_AB[backend],
+                                             noise, args)
     result["load_end"] = os.getloadavg()[0]
     emit(result)
 
 
-def _jax_upsample_sampling_ab(model, make_step_function, run_sampler, upsample,
-                              noise, args):
+# The optimization each backend's sampling A/B undoes (`as_before`).
+SAMPLING_AB = {"jax": "transpose", "torch": "kerasconv"}
+
+
+def _sampling_ab(model, variant, noise, args):
+    """Compiled DDIM steps as before `variant` and now, interleaved."""
     import keras
+
+    from keras_diffusion.samplers import make_step_function
+    from keras_diffusion.samplers import run_sampler
 
     sampler = model.make_sampler("ddim", args.ab_sample_steps)
     steps = {}
-    original = upsample.Upsample.call
-    for variant in ("subpixel", "transpose"):
+    for version in ("before", "after"):
         step_fn = make_step_function(sampler, model._model_fn,
                                      model.network.variables)
-        if variant == "transpose":
-            upsample.Upsample.call = lambda self, inputs: self.conv(inputs)
-        try:  # jax.jit traces at the first call
-            t, t_next = sampler.timesteps()[0]
-            keras.ops.convert_to_numpy(step_fn(
-                keras.ops.convert_to_tensor(noise),
-                keras.ops.convert_to_tensor(t), keras.ops.convert_to_tensor(t_next),
-                None, None))
-        finally:
-            upsample.Upsample.call = original
-        steps[variant] = step_fn
-    seconds = {"subpixel": 0.0, "transpose": 0.0}
+
+        def step(*step_args, step_fn=step_fn, version=version):
+            # `jax.jit` traces at the first call; PyTorch runs each call.
+            with as_before(variant if version == "before" else None):
+                return step_fn(*step_args)
+
+        t, t_next = sampler.timesteps()[0]
+        keras.ops.convert_to_numpy(step(
+            keras.ops.convert_to_tensor(noise), keras.ops.convert_to_tensor(t),
+            keras.ops.convert_to_tensor(t_next), None, None))
+        steps[version] = step
+    seconds = {"before": 0.0, "after": 0.0}
     outputs = {}
-    for order in (("subpixel", "transpose"), ("transpose", "subpixel")):
-        for variant in order:
+    for order in (("after", "before"), ("before", "after")):
+        for version in order:
             start = time.perf_counter()
-            outputs[variant] = run_sampler(sampler, steps[variant], noise,
+            outputs[version] = run_sampler(sampler, steps[version], noise,
                                            progress=False)
-            seconds[variant] += time.perf_counter() - start
+            seconds[version] += time.perf_counter() - start
     images = 2 * len(noise)
-    return {"steps": args.ab_sample_steps,
-            "subpixel_images_per_s": images / seconds["subpixel"],
-            "transpose_images_per_s": images / seconds["transpose"],
-            "max_abs_diff": float(abs(outputs["subpixel"]
-                                      - outputs["transpose"]).max())}
+    return {"variant": variant, "steps": args.ab_sample_steps,
+            "before_images_per_s": images / seconds["before"],
+            "after_images_per_s": images / seconds["after"],
+            "max_abs_diff": float(abs(outputs["after"] - outputs["before"]).max())}
 
 
 def worker_diffusers(args):
@@ -749,13 +768,13 @@ def main(argv=None):
     backends = [b for b in args.backends.split(",") if b]
     skip = set(args.skip.split(","))
     data = args.data if os.path.isdir(args.data) else None
-    # Every worker runs with OMP_WAIT_POLICY=PASSIVE: on a shared machine,
-    # OpenMP threads that spin while waiting starve PyTorch (see the docs).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Workers inherit OMP_WAIT_POLICY, by default unset: OpenMP's spinning
+    # threads, what users get. The "omp" pair measures both policies.
     report = {"machine": machine_info(), "versions": versions(),
               "settings": settings, "quick": args.quick,
               "load_start": os.getloadavg(), "started": time.strftime("%Y-%m-%d %H:%M"),
-              "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]}
+              "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY",
+                                                "unset (OpenMP's default, ACTIVE)")}
     start = time.perf_counter()
     report["peak_start"] = run_worker("peak", settings, data)
     report["flops"] = run_worker("flops", settings, data, backend="torch")
@@ -1024,8 +1043,8 @@ def render(report):
     if _ok(jax_train) and "transpose" in jax_train["variants"]:
         before = jax_train["variants"]["transpose"]
         after = jax_train["variants"]["f32"]
-        add(_ab_row("Upsample as a sub-pixel convolution (was XLA's transposed "
-                    "convolution)", "jax", "training images/s", before, after,
+        add(_ab_row(_AB_CHANGES["transpose"], "jax", "training images/s",
+                    before, after,
                     jax_train["command"], loss=before["loss_rel_diff"]))
     if _ok(jax_train) and "cores" in jax_train["variants"]:
         after = jax_train["variants"]["cores"]
@@ -1034,27 +1053,27 @@ def render(report):
                     jax_train["variants"]["f32"], after, jax_train["command"],
                     loss=after["loss_rel_diff"]))
     torch_train = train.get("torch", {})
-    if _ok(torch_train) and "kerasgn" in torch_train["variants"]:
-        after = torch_train["variants"]["f32"]
-        add(_ab_row("`GroupNorm` through `torch.nn.functional.group_norm` (was "
-                    "Keras' reshape/moments arithmetic)", "torch",
-                    "training images/s", torch_train["variants"]["kerasgn"],
-                    after, torch_train["command"],
-                    loss=torch_train["variants"]["kerasgn"]["loss_rel_diff"]))
+    for variant in ("kerasgn", "kerasconv"):
+        if _ok(torch_train) and variant in torch_train["variants"]:
+            before = torch_train["variants"][variant]
+            add(_ab_row(_AB_CHANGES[variant], "torch", "training images/s",
+                        before, torch_train["variants"]["f32"],
+                        torch_train["command"], loss=before["loss_rel_diff"]))
     if _ok(jax_train) and "noema" in jax_train["variants"]:
         add(_ab_row("(diagnostic) AdamW without the weights' EMA", "jax",
                     "training images/s", jax_train["variants"]["f32"],
                     jax_train["variants"]["noema"], jax_train["command"],
                     note="before: with EMA (the recipe); not a change"))
-    jax_sample = report.get("sample", {}).get("jax", {})
-    if _ok(jax_sample) and "upsample_ab" in jax_sample:
-        ab = jax_sample["upsample_ab"]
-        add(f"| Upsample as a sub-pixel convolution | jax | sampling images/s "
-            f"(DDIM {ab['steps']} steps, compiled) | "
-            f"{ab['transpose_images_per_s']:.1f} | {ab['subpixel_images_per_s']:.1f} "
-            f"| {ab['subpixel_images_per_s'] / ab['transpose_images_per_s']:.2f} | "
-            f"samples differ by at most {ab['max_abs_diff']:.1e} | "
-            f"`{jax_sample['command']}` |")
+    for backend, sample in report.get("sample", {}).items():
+        if not (_ok(sample) and "sampling_ab" in sample):
+            continue
+        ab = sample["sampling_ab"]
+        before = {"images_per_s": ab["before_images_per_s"]}
+        after = {"images_per_s": ab["after_images_per_s"]}
+        add(_ab_row(_AB_CHANGES[ab["variant"]], backend,
+                    f"sampling images/s (DDIM {ab['steps']} steps, compiled)",
+                    before, after, sample["command"],
+                    note=f"samples differ by at most {ab['max_abs_diff']:.1e}"))
     omp = report.get("omp", {})
     if _ok(omp.get("ACTIVE")) and _ok(omp.get("PASSIVE")):
         before = omp["ACTIVE"]["variants"]["f32"]
@@ -1089,6 +1108,17 @@ def render(report):
                 f"`{report['sample'][backend]['command']}` |")
     add("")
     return "\n".join(lines) + "\n"
+
+
+# What each before/after pair changed, by the variant that undoes it.
+_AB_CHANGES = {
+    "transpose": "Upsample as a sub-pixel convolution (was XLA's transposed "
+                 "convolution)",
+    "kerasgn": "`GroupNorm` through `torch.nn.functional.group_norm` (was "
+               "Keras' reshape/moments arithmetic)",
+    "kerasconv": "`Conv2D` and `Upsample` call torch on channels-first views "
+                 "(was Keras' convolutions, which copy the layout each call)",
+}
 
 
 # PyTorch has no compiled path here (no graph capture): both of its modes
