@@ -322,17 +322,17 @@ def as_before(variant):
     from keras_diffusion.layers import GroupNorm
     from keras_diffusion.layers import Upsample
 
-    saved = (Upsample.call, GroupNorm._fused, Conv2D.convolution_op)
+    saved = (Upsample.call, GroupNorm._fused, Conv2D.call)
     if variant in ("transpose", "kerasconv"):
         Upsample.call = lambda self, inputs: self.conv(inputs)
     if variant == "kerasgn":
         GroupNorm._fused = lambda self, inputs: False
     if variant == "kerasconv":
-        Conv2D.convolution_op = keras.layers.Conv2D.convolution_op
+        Conv2D.call = keras.layers.Conv2D.call
     try:
         yield
     finally:
-        Upsample.call, GroupNorm._fused, Conv2D.convolution_op = saved
+        Upsample.call, GroupNorm._fused, Conv2D.call = saved
 
 
 def worker_sample(args):

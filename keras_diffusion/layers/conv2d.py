@@ -12,8 +12,10 @@ class Conv2D(keras.layers.Conv2D):
     again: about a quarter of a DDIM step of the `ddpm` UNet on CPU went
     to `aten::copy_` (docs/performance.md). A channels-last tensor viewed
     as `(batch, channels, height, width)` is already what oneDNN wants, so
-    this layer passes that view to `torch.nn.functional.conv2d` and views
-    the result back, copying nothing. Elsewhere it is the Keras layer unchanged.
+    this layer passes that view to `torch.nn.functional.conv2d`, with the
+    bias added inside the convolution rather than in a second pass, and
+    views the result back, copying nothing. Elsewhere it is the Keras layer
+    unchanged.
 
     Args:
         filters: int, output channels.
@@ -29,10 +31,10 @@ class Conv2D(keras.layers.Conv2D):
     (2, 7, 7, 8)
     """
 
-    def convolution_op(self, inputs, kernel):
+    def call(self, inputs):
         if (keras.backend.backend() != "torch"
                 or self.data_format != "channels_last"):
-            return super().convolution_op(inputs, kernel)
+            return super().call(inputs)
         import torch
 
         channels_first = torch.permute(inputs, (0, 3, 1, 2))  # a view
@@ -44,13 +46,18 @@ class Conv2D(keras.layers.Conv2D):
             padding = 0
         outputs = torch.nn.functional.conv2d(
             channels_first,
-            torch.permute(keras.ops.cast(kernel, inputs.dtype), (3, 2, 0, 1)),
+            torch.permute(keras.ops.cast(self.kernel, inputs.dtype),
+                          (3, 2, 0, 1)),
+            keras.ops.cast(self.bias, inputs.dtype) if self.use_bias else None,
             stride=self.strides,
             padding=padding,
             dilation=self.dilation_rate,
             groups=self.groups,
         )
-        return torch.permute(outputs, (0, 2, 3, 1))
+        outputs = torch.permute(outputs, (0, 2, 3, 1))
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
 
     def _same_padding(self, spatial_shape):
         """`((top, bottom), (left, right))` zeros that Keras' `padding` adds."""
