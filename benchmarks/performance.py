@@ -312,17 +312,23 @@ def as_before(variant):
     """Runs the library as it was before the optimization `variant`.
 
     `transpose` (JAX): `Upsample` through XLA's transposed convolution;
-    `kerasgn` (PyTorch): `GroupNorm` through Keras' arithmetic; `kerasconv`
-    (PyTorch): `Conv2D` and `Upsample` through Keras' convolutions, which
-    copy the layout around each call. Other variants: unchanged.
+    `onedevice` (JAX): compiled sampling steps on one device, the batch not
+    split among the CPU devices; `kerasgn` (PyTorch): `GroupNorm` through
+    Keras' arithmetic; `kerasconv` (PyTorch): `Conv2D` and `Upsample`
+    through Keras' convolutions, which copy the layout around each call.
+    Other variants: unchanged.
     """
     import keras
 
     from keras_diffusion.layers import Conv2D
     from keras_diffusion.layers import GroupNorm
     from keras_diffusion.layers import Upsample
+    from keras_diffusion.utils import compile
 
-    saved = (Upsample.call, GroupNorm._fused, Conv2D.call)
+    saved = (Upsample.call, GroupNorm._fused, Conv2D.call,
+             compile._batch_shardings)
+    if variant == "onedevice":
+        compile._batch_shardings = lambda args: None
     if variant in ("transpose", "kerasconv"):
         Upsample.call = lambda self, inputs: self.conv(inputs)
     if variant == "kerasgn":
@@ -332,7 +338,8 @@ def as_before(variant):
     try:
         yield
     finally:
-        Upsample.call, GroupNorm._fused, Conv2D.call = saved
+        (Upsample.call, GroupNorm._fused, Conv2D.call,
+         compile._batch_shardings) = saved
 
 
 def worker_sample(args):
@@ -390,14 +397,14 @@ def worker_sample(args):
                                 "seconds": time.perf_counter() - start,
                                 "rss_mib": max_rss_mib()}
     if backend in SAMPLING_AB and args.ab_sample_steps:
-        result["sampling_ab"] = _sampling_ab(model, SAMPLING_AB[backend],
-                                             noise, args)
+        result["sampling_ab"] = [_sampling_ab(model, variant, noise, args)
+                                 for variant in SAMPLING_AB[backend]]
     result["load_end"] = os.getloadavg()[0]
     emit(result)
 
 
-# The optimization each backend's sampling A/B undoes (`as_before`).
-SAMPLING_AB = {"jax": "transpose", "torch": "kerasconv"}
+# The optimizations each backend's sampling A/B pairs undo (`as_before`).
+SAMPLING_AB = {"jax": ("transpose", "onedevice"), "torch": ("kerasconv",)}
 
 
 def _sampling_ab(model, variant, noise, args):
@@ -754,7 +761,8 @@ def main(argv=None):
         if value is not None:
             settings[key] = value
     if args.worker:
-        if args.worker == "train" and os.environ.get("KERAS_BACKEND") == "jax":
+        if (args.worker in ("train", "sample")
+                and os.environ.get("KERAS_BACKEND") == "jax"):
             # As `kd` does: one JAX CPU device per core, before JAX starts.
             from keras_diffusion.utils.jax_cpu import split_cpu_into_devices
 
@@ -1067,13 +1075,13 @@ def render(report):
     for backend, sample in report.get("sample", {}).items():
         if not (_ok(sample) and "sampling_ab" in sample):
             continue
-        ab = sample["sampling_ab"]
-        before = {"images_per_s": ab["before_images_per_s"]}
-        after = {"images_per_s": ab["after_images_per_s"]}
-        add(_ab_row(_AB_CHANGES[ab["variant"]], backend,
-                    f"sampling images/s (DDIM {ab['steps']} steps, compiled)",
-                    before, after, sample["command"],
-                    note=f"samples differ by at most {ab['max_abs_diff']:.1e}"))
+        for ab in sample["sampling_ab"]:
+            before = {"images_per_s": ab["before_images_per_s"]}
+            after = {"images_per_s": ab["after_images_per_s"]}
+            add(_ab_row(_AB_CHANGES[ab["variant"]], backend,
+                        f"sampling images/s (DDIM {ab['steps']} steps, compiled)",
+                        before, after, sample["command"],
+                        note=f"samples differ by at most {ab['max_abs_diff']:.1e}"))
     omp = report.get("omp", {})
     if _ok(omp.get("ACTIVE")) and _ok(omp.get("PASSIVE")):
         before = omp["ACTIVE"]["variants"]["f32"]
@@ -1118,6 +1126,8 @@ _AB_CHANGES = {
                "Keras' reshape/moments arithmetic)",
     "kerasconv": "`Conv2D` and `Upsample` call torch on channels-first views "
                  "(was Keras' convolutions, which copy the layout each call)",
+    "onedevice": "JAX: the compiled sampling step splits the batch among the "
+                 "CPU devices (was one device)",
 }
 
 
