@@ -1,8 +1,10 @@
-"""Where a training step of recipe `ddpm` spends its time, per backend.
+"""Where a training step (or a sampling step) of recipe `ddpm` spends its time.
 
     KERAS_BACKEND=jax python benchmarks/profile_train_step.py --profile
     KERAS_BACKEND=jax python benchmarks/profile_train_step.py --one-device
-    KERAS_BACKEND=torch python benchmarks/profile_train_step.py --profile --keras-group-norm
+    KERAS_BACKEND=torch python benchmarks/profile_train_step.py --profile --before kerasgn
+    KERAS_BACKEND=torch python benchmarks/profile_train_step.py --sampling --profile
+    KERAS_BACKEND=torch python benchmarks/profile_train_step.py --sampling --torch-compile
     taskset -c 0 python benchmarks/profile_train_step.py     # one core
 
 Prints images/s and images per CPU-second of `model.fit` (batch 128, after
@@ -13,6 +15,12 @@ a warm-up), and CPU cores kept busy (CPU time over wall time). With
 `torch.profiler` table of the most expensive kernels. This is how the two
 optimizations in docs/performance.md were found: JAX's operations running
 one at a time, and Keras' `GroupNormalization` arithmetic under PyTorch.
+
+`--before VARIANT` runs the library as before one of the optimizations
+(`performance.as_before`: `kerasgn`, `kerasconv`, `transpose`,
+`onedevice`). `--sampling` times compiled DDIM steps of the shipped
+`ddpm` model on `--images` noise images instead of training; with
+`--torch-compile` (PyTorch), also the same step through `torch.compile`.
 """
 
 import argparse
@@ -35,24 +43,41 @@ def main():
     parser.add_argument("--one-device", action="store_true",
                         help="JAX: train on one CPU device (as before the "
                              "one-device-per-core change)")
-    parser.add_argument("--keras-group-norm", action="store_true",
-                        help="PyTorch: GroupNorm through Keras' arithmetic "
-                             "(as before the fused kernel)")
+    parser.add_argument("--before", default=None,
+                        choices=["kerasgn", "kerasconv", "transpose", "onedevice"],
+                        help="run as before this optimization "
+                             "(performance.as_before)")
+    parser.add_argument("--sampling", action="store_true",
+                        help="time compiled DDIM steps instead of training")
+    parser.add_argument("--images", type=int, default=256,
+                        help="--sampling: batch of noise images")
+    parser.add_argument("--torch-compile", action="store_true",
+                        help="--sampling under PyTorch: also torch.compile "
+                             "the step")
     args = parser.parse_args()
 
     import keras_diffusion.utils.jax_cpu as jax_cpu
 
     if os.environ.get("KERAS_BACKEND") == "jax" and not args.one_device:
         jax_cpu.split_cpu_into_devices()  # as `kd` does
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from performance import as_before
+
+    with as_before(args.before):
+        if args.sampling:
+            _time_sampling(args)
+        else:
+            _time_training(args)
+
+
+def _time_training(args):
     import keras
     import numpy as np
 
     from keras_diffusion.distribution import cpu_data_parallel
-    from keras_diffusion.layers import GroupNorm
     from keras_diffusion.recipes import build_model
+    from keras_diffusion.utils.jax_cpu import usable_cores
 
-    if args.keras_group_norm:
-        GroupNorm._fused = lambda self, inputs: False
     backend = keras.backend.backend()
     images = np.random.default_rng(0).uniform(
         -1, 1, (args.batch * args.steps, 28, 28, 1)).astype("float32")
@@ -63,7 +88,7 @@ def main():
         model.fit(images, batch_size=args.batch, verbose=0)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"{backend}, {replicas.num_replicas if replicas else 1} device(s), "
-              f"{jax_cpu.usable_cores()} usable core(s): "
+              f"{usable_cores()} usable core(s): "
               f"{len(images) / wall:.1f} images/s, "
               f"{len(images) / cpu:.1f} images per CPU-second, "
               f"{cpu / wall:.2f} cores busy")
@@ -72,6 +97,56 @@ def main():
             if profile is None:
                 sys.exit(f"--profile: jax or torch, not {backend}")
             profile(model, images[:4 * args.batch], args.batch)
+
+
+def _time_sampling(args):
+    import keras
+    import numpy as np
+
+    from keras_diffusion.pretrained import load_model
+
+    backend = keras.backend.backend()
+    model = load_model("ddpm")
+    sampler = model.make_sampler("ddim", 50)
+    t, t_next = sampler.timesteps()[0]
+    noise = np.random.default_rng(0).standard_normal(
+        (args.images, 28, 28, 1)).astype("float32")
+    step_args = (keras.ops.convert_to_tensor(noise),
+                 keras.ops.convert_to_tensor(np.int32(t)),
+                 keras.ops.convert_to_tensor(np.int32(t_next)), None, None)
+
+    def time_steps(step_fn, label):
+        start = time.perf_counter()
+        first = keras.ops.convert_to_numpy(step_fn(*step_args))
+        warm = time.perf_counter() - start
+        start, cpu = time.perf_counter(), time.process_time()
+        for _ in range(args.steps):
+            out = step_fn(*step_args)
+        keras.ops.convert_to_numpy(out)
+        wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+        print(f"{backend}, {label}: {wall / args.steps:.3f} s per DDIM step "
+              f"of {args.images} images ({cpu / wall:.2f} cores busy; first "
+              f"call {warm:.1f} s)")
+        return first
+
+    step_fn = model._step_function(sampler, True)
+    expected = time_steps(step_fn, "compiled step")
+    if args.profile and backend == "torch":
+        from torch.profiler import profile
+
+        with profile() as prof:
+            for _ in range(2):
+                step_fn(*step_args)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total",
+                                        row_limit=12))
+    if args.torch_compile:
+        if backend != "torch":
+            sys.exit(f"--torch-compile: torch, not {backend}")
+        import torch
+
+        compiled = torch.compile(step_fn)
+        got = time_steps(compiled, "the step through torch.compile")
+        print(f"largest difference from the step: {np.abs(got - expected).max():.1e}")
 
 
 def _profile_jax(model, images, batch):

@@ -96,12 +96,7 @@ def test_down_and_up_sample_shapes():
 def test_subpixel_conv_transpose_matches_conv2d_transpose():
     # Upsample's JAX path must equal the transposed convolution it replaces,
     # with the same weights, on every backend (odd and non-square sizes too).
-    rng = np.random.default_rng(0)
-    layer = Upsample(3)
-    x = rng.normal(size=(2, 7, 5, 4)).astype("float32")
-    layer.build(x.shape)
-    for variable in layer.conv.trainable_variables:
-        variable.assign(rng.normal(size=variable.shape).astype("float32"))
+    layer, x = _random_upsample(seed=0)
     expected = keras.ops.convert_to_numpy(layer.conv(x))
     got = keras.ops.convert_to_numpy(subpixel_conv_transpose(
         keras.ops.convert_to_tensor(x), layer.conv.kernel, layer.conv.bias))
@@ -149,15 +144,21 @@ def test_conv2d_matches_keras_conv2d(size, arguments):
 def test_upsample_gradients_match_conv2d_transpose():
     # Upsample's own paths (sub-pixel under JAX, torch's conv_transpose2d on
     # a view under PyTorch) against Keras' Conv2DTranspose, gradients too.
-    rng = np.random.default_rng(1)
+    layer, x = _random_upsample(seed=1)
+    np.testing.assert_allclose(
+        _input_and_kernel_gradients(layer, x, kernel=layer.conv.kernel),
+        _input_and_kernel_gradients(layer.conv, x), atol=1e-3)
+
+
+def _random_upsample(seed):
+    """An `Upsample(3)` with random weights and a random 7x5 input."""
+    rng = np.random.default_rng(seed)
     layer = Upsample(3)
     x = rng.normal(size=(2, 7, 5, 4)).astype("float32")
     layer.build(x.shape)
     for variable in layer.conv.trainable_variables:
         variable.assign(rng.normal(size=variable.shape).astype("float32"))
-    np.testing.assert_allclose(
-        _input_and_kernel_gradients(layer, x, kernel=layer.conv.kernel),
-        _input_and_kernel_gradients(layer.conv, x), atol=1e-3)
+    return layer, x
 
 
 def _input_and_kernel_gradients(layer, x, kernel=None):
