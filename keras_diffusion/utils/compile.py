@@ -1,5 +1,7 @@
 """Compiles a pure function of tensors for the active Keras backend."""
 
+import functools
+
 import keras
 
 
@@ -33,12 +35,23 @@ def compile_function(fn, variables):
             with keras.StatelessScope(state_mapping=list(zip(variables, values))):
                 return fn(*args)
 
+        # The variables' values last copied to every device, per sharding:
+        # copied again only when a variable has a new value.
+        copies = {}
+
+        def replicate(values, sharding):
+            source, copied = copies.get(sharding, (None, None))
+            if source is None or any(a is not b for a, b in zip(source, values)):
+                copied = jax.device_put(values, sharding)
+                copies[sharding] = (values, copied)
+            return copied
+
         def compiled(*args):
             values = [v.value for v in variables]
             shardings = _batch_shardings(args)
             if shardings is not None:
                 batch, replicated = shardings
-                values = jax.device_put(values, replicated)
+                values = replicate(values, replicated)
                 size = args[0].shape[0]
                 args = jax.tree_util.tree_map(
                     lambda a: (jax.device_put(a, batch)
@@ -64,14 +77,21 @@ def _batch_shardings(args):
     `None` unless the first argument is a batch that splits evenly among
     several CPU devices (`cpu_devices_for`).
     """
+    if not args or not getattr(args[0], "ndim", 0):
+        return None
+    return _shardings_for_batch(int(args[0].shape[0]))
+
+
+@functools.lru_cache(maxsize=None)
+def _shardings_for_batch(batch_size):
+    """`_batch_shardings` for one batch size: made once, not at every step
+    (the devices are fixed once JAX has started)."""
     import jax
     import numpy as np
 
     from keras_diffusion.utils.jax_cpu import cpu_devices_for
 
-    if not args or not getattr(args[0], "ndim", 0):
-        return None
-    if cpu_devices_for(int(args[0].shape[0])) is None:
+    if cpu_devices_for(batch_size) is None:
         return None
     mesh = jax.sharding.Mesh(np.array(jax.devices()), ("batch",))
     spec = jax.sharding.PartitionSpec
