@@ -342,6 +342,18 @@ def as_before(variant):
          compile._batch_shardings) = saved
 
 
+def first_step_args(sampler, noise):
+    """The arguments of `sampler`'s first step from `noise`, as tensors:
+    what a compiled step is traced (and a warm-up timed) with."""
+    import keras
+    import numpy as np
+
+    t, t_next = sampler.timesteps()[0]
+    return (keras.ops.convert_to_tensor(noise),
+            keras.ops.convert_to_tensor(np.int32(t)),
+            keras.ops.convert_to_tensor(np.int32(t_next)), None, None)
+
+
 def worker_sample(args):
     """DDIM sampling with the shipped "ddpm" model: compiled, then eager.
 
@@ -365,12 +377,8 @@ def worker_sample(args):
         (args.images, 28, 28, 1)).astype("float32")
 
     def first_step(step_fn):
-        t, t_next = sampler.timesteps()[0]
         start = time.perf_counter()
-        out = step_fn(keras.ops.convert_to_tensor(noise),
-                      keras.ops.convert_to_tensor(np.int32(t)),
-                      keras.ops.convert_to_tensor(np.int32(t_next)), None, None)
-        keras.ops.convert_to_numpy(out)
+        keras.ops.convert_to_numpy(step_fn(*first_step_args(sampler, noise)))
         return time.perf_counter() - start
 
     for mode in ("compiled", "eager"):
@@ -425,10 +433,7 @@ def _sampling_ab(model, variant, noise, args):
             with as_before(variant if version == "before" else None):
                 return step_fn(*step_args)
 
-        t, t_next = sampler.timesteps()[0]
-        keras.ops.convert_to_numpy(step(
-            keras.ops.convert_to_tensor(noise), keras.ops.convert_to_tensor(t),
-            keras.ops.convert_to_tensor(t_next), None, None))
+        keras.ops.convert_to_numpy(step(*first_step_args(sampler, noise)))
         steps[version] = step
     seconds = {"before": 0.0, "after": 0.0}
     outputs = {}

@@ -104,16 +104,14 @@ def _time_sampling(args):
     import numpy as np
 
     from keras_diffusion.pretrained import load_model
+    from performance import first_step_args
 
     backend = keras.backend.backend()
     model = load_model("ddpm")
     sampler = model.make_sampler("ddim", 50)
-    t, t_next = sampler.timesteps()[0]
     noise = np.random.default_rng(0).standard_normal(
         (args.images, 28, 28, 1)).astype("float32")
-    step_args = (keras.ops.convert_to_tensor(noise),
-                 keras.ops.convert_to_tensor(np.int32(t)),
-                 keras.ops.convert_to_tensor(np.int32(t_next)), None, None)
+    step_args = first_step_args(sampler, noise)
 
     def time_steps(step_fn, label):
         start = time.perf_counter()
