@@ -53,6 +53,12 @@ def test_scaling_to_model_range():
     scaled = to_model_range(np.array([[[0, 255]]], "uint8"))
     assert scaled.shape == (1, 1, 2, 1)
     np.testing.assert_allclose(scaled.ravel(), [-1.0, 1.0])
+    # Any size and channel count; [0, 1] floats are not taken for 0-255.
+    rgb = to_model_range(np.full((2, 5, 7, 3), 0.5, "float32"))
+    assert rgb.shape == (2, 5, 7, 3)
+    np.testing.assert_allclose(rgb, 0.0)
+    with pytest.raises(DataError, match="ambiguous"):
+        to_model_range(np.full((1, 2, 2), 1.5))
 
 
 def test_missing_path_names_the_fix(tmp_path):
@@ -90,20 +96,37 @@ def test_not_an_idx_file(tmp_path):
 
 def test_npz_missing_keys(tmp_path):
     path = tmp_path / "bad.npz"
-    np.savez(path, images=np.zeros((2, 28, 28)))
+    np.savez(path, y_train=np.zeros(2))
     with pytest.raises(DataError, match="x_train"):
         load_mnist(path)
+    np.savez(path, x_train=np.zeros((2, 28, 28), "uint8"), y_train=np.zeros(2))
+    with pytest.raises(DataError, match="lacks x_test"):
+        load_mnist(path, "test")
 
 
-def test_offline_tfds_names_the_data_flag(monkeypatch):
-    import tensorflow_datasets as tfds
+def test_npz_as_kd_sample_writes_it(tmp_path):
+    """`images` in [0, 1] (float32 (N, 28, 28, 1)) with `labels`: read as
+    0-255, not cast to zeros."""
+    pixels = np.random.default_rng(0).integers(0, 256, (6, 28, 28), "uint8")
+    path = tmp_path / "samples.npz"
+    np.savez(path, images=(pixels / 255.0).astype("float32")[..., None],
+             labels=np.arange(6))
+    images, labels = load_mnist(path)
+    np.testing.assert_array_equal(images, pixels)
+    assert labels.tolist() == list(range(6))
 
-    def offline(*args, **kwargs):
-        raise ConnectionError("no network")
 
-    monkeypatch.setattr(tfds, "load", offline)
-    with pytest.raises(DataError, match="--data"):
+def test_offline_tfds_names_the_data_flag(monkeypatch, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a closed port on this machine
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("KD_NETWORK_PROBE", f"127.0.0.1:{port}")
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with pytest.raises(DataError, match="no network.*--data"):
         load_mnist(None)
+    assert not list(tmp_path.iterdir())
 
 
 def test_dataset_batches():

@@ -1,9 +1,13 @@
-"""Data: MNIST loaders and input pipelines."""
+"""Data: image loaders (folders, .npz, MNIST, tensorflow-datasets) and input pipelines."""
 
-from keras_diffusion.data.mnist import DataError
+from keras_diffusion.data.errors import DataError
+from keras_diffusion.data.loader import ImageData
+from keras_diffusion.data.loader import describe_data
+from keras_diffusion.data.loader import load_images
 from keras_diffusion.data.mnist import load_mnist
 from keras_diffusion.data.mnist import read_idx
-from keras_diffusion.data.mnist import to_model_range
 from keras_diffusion.data.pipeline import make_dataset
+from keras_diffusion.data.ranges import to_model_range
 
-__all__ = ["DataError", "load_mnist", "make_dataset", "read_idx", "to_model_range"]
+__all__ = ["DataError", "ImageData", "describe_data", "load_images",
+           "load_mnist", "make_dataset", "read_idx", "to_model_range"]

@@ -1,13 +1,17 @@
-"""MNIST: tensorflow-datasets online, or a local IDX directory / `.npz` offline."""
+"""MNIST: the IDX file format, and `load_mnist`, MNIST from any source
+`load_images` reads (tensorflow-datasets, IDX files, an `.npz`)."""
 
 import gzip
 import math
 import os
 import struct
-import zipfile
 import zlib
 
 import numpy as np
+
+# Kept importable from here, where they were first defined.
+from keras_diffusion.data.errors import DataError
+from keras_diffusion.data.ranges import to_model_range  # noqa: F401
 
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -18,67 +22,114 @@ NUM_CLASSES = 10
 _CHUNK = 1 << 20  # bytes read at a time by `read_idx`
 
 
-class DataError(ValueError):
-    """The data could not be loaded; the message says why and what to do."""
-
-
 def load_mnist(path=None, split="train"):
     """Loads MNIST images (uint8, `(N, 28, 28)`) and labels (int64, `(N,)`).
 
+    A thin wrapper over `load_images` that checks the data is MNIST-shaped:
+    28x28 grayscale images with labels 0-9.
+
     Args:
-        path: `None` to use `tensorflow_datasets` (needs internet the first
-            time); a directory holding the four standard IDX files (`.gz` or
-            not); or an `.npz` file with `x_train, y_train, x_test, y_test`.
+        path: `None` to use tensorflow-datasets (needs internet the first
+            time; offline it fails at once, naming `--data`); a directory
+            holding the four standard IDX files (`.gz` or not); an `.npz`
+            with `x_train, y_train, x_test, y_test` (or `images` and
+            `labels`); or any other source `load_images` reads, such as
+            `"tfds:fashion_mnist"`.
         split: `"train"` or `"test"`.
+
+    Returns:
+        `(images, labels)`: uint8 `(N, 28, 28)` and int64 `(N,)` in 0-9.
+        Float images in [0, 1] or [-1, 1] are scaled to 0-255 (see
+        `keras_diffusion.data.ranges`).
 
     Raises:
         DataError: with a message naming the problem and the fix.
+
+    Example:
+
+    >>> images, labels = load_mnist("data/mnist", "test")
+    >>> images.shape, labels[:3].tolist()
+    ((10000, 28, 28), [7, 2, 1])
     """
+    from keras_diffusion.data.loader import load_images
+
     if split not in IDX_FILES:
         raise DataError(f"Unknown split {split!r}; choose 'train' or 'test'.")
-    if path is None:
-        images, labels = _load_tfds(split)
-    else:
-        path = os.fspath(path)
-        if not os.path.exists(path):
-            raise DataError(
-                f"Data path {path!r} does not exist. Pass a directory with the "
-                "four MNIST IDX files or an .npz with x_train, y_train, x_test, "
-                "y_test."
-            )
-        if os.path.isdir(path):
-            images, labels = _load_idx_dir(path, split)
-        else:
-            images, labels = _load_npz(path, split)
-    return _check(images, labels, path, split)
-
-
-def to_model_range(images):
-    """uint8 `(N, 28, 28)` or `(N, 28, 28, 1)` -> float32 `(N, 28, 28, 1)` in [-1, 1]."""
-    images = np.asarray(images, dtype="float32")
-    if images.ndim == 3:
-        images = images[..., None]
-    return images / 127.5 - 1.0
-
-
-def _load_tfds(split):
-    try:
-        import tensorflow_datasets as tfds
-
-        data = tfds.as_numpy(tfds.load("mnist", split=split, batch_size=-1))
-    except Exception as error:  # tfds raises many kinds when offline
+    data = load_images(path, split)
+    shape = data.images.shape
+    if shape[1:] != IMAGE_SHAPE + (1,):
+        shown = shape[:3] if shape[3] == 1 else shape
         raise DataError(
-            "Could not load MNIST through tensorflow-datasets "
-            f"({type(error).__name__}: {str(error).splitlines()[0][:200]}). "
-            "Offline, pass --data PATH (a directory with the four MNIST IDX "
-            "files, or an .npz with x_train, y_train, x_test, y_test)."
-        ) from None
-    return data["image"][..., 0], data["label"]
+            f"MNIST {split} images from {data.source!r} have shape {shown}; "
+            "expected (N, 28, 28) or (N, 28, 28, 1)."
+        )
+    if data.labels is None:
+        raise DataError(
+            f"MNIST {split} images from {data.source!r} have no labels; "
+            "give them with the images (y_train / y_test, or labels, in an "
+            ".npz)."
+        )
+    if data.labels.max() >= NUM_CLASSES:
+        raise DataError(
+            f"MNIST {split} labels from {data.source!r} must be whole numbers "
+            f"in 0-{NUM_CLASSES - 1}; got dtype int64 with values from "
+            f"{data.labels.min()} to {data.labels.max()}."
+        )
+    return data.images[..., 0], data.labels
+
+
+def has_idx_files(directory):
+    """Whether `directory` holds any MNIST IDX file (so is read as one).
+
+    Args:
+        directory: str.
+
+    Returns:
+        bool.
+
+    Example:
+
+    >>> has_idx_files("data/mnist")
+    True
+    """
+    return any(os.path.isfile(os.path.join(directory, name))
+               for stems in IDX_FILES.values() for stem in stems
+               for name in _names(stem))
+
+
+def read_idx_dir(directory, split="train"):
+    """Reads one split of an MNIST IDX directory, as stored.
+
+    Args:
+        directory: str, holding the four IDX files (`.gz` or not).
+        split: `"train"` or `"test"`.
+
+    Returns:
+        `(images, labels, images_file, labels_file)`.
+
+    Raises:
+        DataError: a file is missing or is not a valid IDX file.
+
+    Example:
+
+    >>> images, labels, _, _ = read_idx_dir("data/mnist", "test")
+    """
+    if split not in IDX_FILES:
+        raise DataError(f"Unknown split {split!r} for the MNIST directory "
+                        f"{directory!r}; choose 'train' or 'test'.")
+    image_stem, label_stem = IDX_FILES[split]
+    image_file = _find(directory, image_stem)
+    label_file = _find(directory, label_stem)
+    return read_idx(image_file), read_idx(label_file), image_file, label_file
+
+
+def _names(stem):
+    dotted = stem.replace("-idx", ".idx")
+    return (stem, stem + ".gz", dotted, dotted + ".gz")
 
 
 def _find(directory, stem):
-    for name in (stem, stem + ".gz", stem.replace("-idx", ".idx"),
-                 stem.replace("-idx", ".idx") + ".gz"):
+    for name in _names(stem):
         candidate = os.path.join(directory, name)
         if os.path.isfile(candidate):
             return candidate
@@ -134,77 +185,3 @@ def read_idx(filename):
             f"{'extra bytes' if len(payload) > expected else len(payload)}."
         )
     return np.frombuffer(payload, dtype).reshape(shape)
-
-
-def _load_idx_dir(directory, split):
-    image_stem, label_stem = IDX_FILES[split]
-    images = read_idx(_find(directory, image_stem))
-    labels = read_idx(_find(directory, label_stem))
-    return images, labels
-
-
-def _load_npz(filename, split):
-    key = "train" if split == "train" else "test"
-    if not zipfile.is_zipfile(filename):
-        raise DataError(
-            f"{filename!r} is neither a directory nor an .npz file. Pass a "
-            "directory with the four MNIST IDX files or an .npz with x_train, "
-            "y_train, x_test, y_test."
-        )
-    try:
-        with np.load(filename, allow_pickle=False) as data:
-            if f"x_{key}" not in data or f"y_{key}" not in data:
-                raise DataError(
-                    f"{filename!r} lacks x_{key} / y_{key}; an MNIST .npz holds "
-                    "x_train, y_train, x_test and y_test."
-                )
-            return data[f"x_{key}"], data[f"y_{key}"]
-    except DataError:
-        raise
-    except Exception as error:
-        raise DataError(
-            f"Could not read {filename!r} as an .npz file "
-            f"({type(error).__name__}: {error})."
-        ) from None
-
-
-def _check(images, labels, path, split):
-    images = np.asarray(images)
-    labels = np.asarray(labels)
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if images.ndim != 3 or images.shape[1:] != IMAGE_SHAPE:
-        raise DataError(
-            f"MNIST {split} images from {path!r} have shape {images.shape}; "
-            "expected (N, 28, 28) or (N, 28, 28, 1)."
-        )
-    if len(images) == 0:
-        raise DataError(f"MNIST {split} split from {path!r} is empty.")
-    if labels.shape != (len(images),):
-        raise DataError(
-            f"MNIST {split} labels from {path!r} have shape {labels.shape}; "
-            f"expected ({len(images)},), one per image."
-        )
-    if images.dtype != np.uint8:
-        if images.dtype.kind not in "uif" or not (
-            np.all(np.isfinite(images)) and images.min() >= 0
-            and images.max() <= 255
-        ):
-            raise DataError(
-                f"MNIST {split} images from {path!r} must be numbers in 0-255 "
-                f"(uint8 pixels); got dtype {images.dtype}"
-                + (f" with values from {images.min()} to {images.max()}."
-                   if images.dtype.kind in "uif" else ".")
-            )
-        images = images.astype("uint8")
-    if labels.dtype.kind not in "uif" or not (
-        np.all(labels == np.round(labels)) and labels.min() >= 0
-        and labels.max() < NUM_CLASSES
-    ):
-        raise DataError(
-            f"MNIST {split} labels from {path!r} must be whole numbers in "
-            f"0-{NUM_CLASSES - 1}; got dtype {labels.dtype}"
-            + (f" with values from {labels.min()} to {labels.max()}."
-               if labels.dtype.kind in "uif" else ".")
-        )
-    return images, labels.astype("int64")

@@ -12,7 +12,7 @@ def make_dataset(images, labels=None, batch_size=128, shuffle=True, seed=0,
     steps see one shape; prefetching overlaps input with training.
 
     Args:
-        images: float32 array `(N, 28, 28, 1)` in [-1, 1]; or a dict of
+        images: float32 array `(N, H, W, C)` in [-1, 1]; or a dict of
             arrays with `N` rows each (such as reflow pairs), whose batches
             are dicts.
         labels: optional int array `(N,)`.
