@@ -5,6 +5,8 @@ import time
 
 import numpy as np
 
+from keras_diffusion.guidance import check_classifier_scale
+from keras_diffusion.guidance import check_guidance
 from keras_diffusion.metrics import Evaluator
 
 
@@ -114,8 +116,7 @@ def _sampling_labels(model, label, guidance, num_images):
     """Labels and guidance to sample a model with, validated."""
     from keras_diffusion.sampling import DEFAULT_GUIDANCE
 
-    if guidance is not None and not (guidance >= 0 and np.isfinite(guidance)):
-        raise ValueError(f"--guidance must be >= 0 (and finite). Got {guidance}")
+    check_guidance(guidance)
     if not model.conditional:
         if label is not None or guidance is not None:
             raise ValueError("--class and --guidance need a class-conditional "
@@ -139,12 +140,7 @@ def _classifier_labels(model, label, guidance, classifier, classifier_scale,
     if classifier is None:
         raise ValueError("--classifier-scale needs --classifier (a noisy-image "
                          "classifier, such as the shipped `classifier`).")
-    if classifier_scale is not None and not (
-        classifier_scale >= 0 and np.isfinite(classifier_scale)
-    ):
-        raise ValueError(
-            f"--classifier-scale must be >= 0 (and finite). Got {classifier_scale}"
-        )
+    check_classifier_scale(classifier_scale)
     classifier = load_classifier(model, classifier)
     if guidance is not None:
         raise ValueError("--guidance (classifier-free) needs a class-conditional "

@@ -1,10 +1,11 @@
 """`sample()`: the library function behind `kd sample`."""
 
-import math
 import os
 
 import numpy as np
 
+from keras_diffusion.guidance import check_classifier_scale
+from keras_diffusion.guidance import check_guidance
 from keras_diffusion.models import SAMPLING_MODELS
 from keras_diffusion.pretrained import load_model
 from keras_diffusion.utils.io import atomic_path
@@ -46,6 +47,20 @@ def check_seed(seed):
         raise ValueError(f"--seed must be in 0 to {MAX_SEED}. Got {seed}")
 
 
+def class_rows(num_classes, num_images=None):
+    """`(labels, num_columns)` to sample every class, sorted by class.
+
+    `num_images` exactly (default `PER_CLASS_DEFAULT` per class), as evenly
+    shared as it divides; `num_columns` puts one class per grid row when
+    every class has as many images, else it is `None` (the default grid).
+    """
+    if num_images is None:
+        num_images = PER_CLASS_DEFAULT * num_classes
+    labels = np.sort(np.arange(int(num_images)) % num_classes)
+    even = num_images % num_classes == 0
+    return labels, (num_images // num_classes if even else None)
+
+
 def classifier_sampler(sampler=None, num_steps=None):
     """`(sampler, num_steps)` for classifier guidance: DDPM with 50 steps
     unless a sampler is given (then its own default step count)."""
@@ -81,13 +96,14 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
     Args:
         model: a shipped model name, a `.keras` path, or a model object (a
             `DDPM` or a `RectifiedFlow`, or their latent versions).
-        sampler: `"ddpm"` or `"ddim"` for a diffusion model, `"euler"` or
-            `"heun"` for a flow; `None` means the model's default (DDIM,
-            Euler).
+        sampler: `"ddpm"`, `"ddim"` or `"dpm"` for a diffusion model,
+            `"euler"` or `"heun"` for a flow; `None` means the model's
+            default (DDIM, Euler).
         num_steps: int, sampling steps (default: T for DDPM, 50 for DDIM,
-            16 for Euler, 8 for Heun).
+            10 for DPM-Solver++, 16 for Euler, 8 for Heun).
         num_images: int (default 16; for a class-conditional model without
-            `label`, 8 per class).
+            `label`, 8 per class). Exactly this many: without `label`, the
+            classes share them as evenly as they divide (`class_rows`).
         seed: int, seeds all sampling noise (same images on every backend).
         out: `.png` (grid) or `.npz` (`images`: float32 `(N, 28, 28, 1)` in
             [0, 1], and `labels` for class-conditional models) path, written
@@ -116,21 +132,15 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
         raise ValueError(f"--num must be >= 1. Got {num_images}")
     if num_steps is not None and int(num_steps) < 1:
         raise ValueError(f"--steps must be >= 1. Got {num_steps}")
-    if guidance is not None and not (guidance >= 0 and math.isfinite(guidance)):
-        raise ValueError(f"--guidance must be >= 0 (and finite). Got {guidance}")
+    check_guidance(guidance)
     if not 0 <= eta <= 1:  # also refuses NaN
         raise ValueError(
-            f"--eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM's noise "
+            f"`eta` must be in [0, 1] (0: deterministic DDIM, 1: DDPM's noise "
             f"level). Got {eta}"
         )
-    if classifier_scale is not None and not (
-        classifier_scale >= 0 and math.isfinite(classifier_scale)
-    ):
-        raise ValueError(
-            f"--classifier-scale must be >= 0 (and finite). Got {classifier_scale}"
-        )
+    check_classifier_scale(classifier_scale)
     if classifier_scale is not None and classifier is None:
-        raise ValueError("--classifier-scale needs --classifier (a noisy-image "
+        raise ValueError("`classifier_scale` needs `classifier` (a noisy-image "
                          "classifier, such as the shipped `classifier`).")
     check_seed(seed)
     check_output_path(out)
@@ -154,16 +164,14 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
     num_classes = model.num_classes if classifier is None else classifier.num_classes
     if label is not None and not 0 <= label < num_classes:
         raise ValueError(
-            f"--class must be in 0-{num_classes - 1}. Got {label}"
+            f"`label` must be in 0-{num_classes - 1} (this model has "
+            f"{num_classes} classes). Got {label}"
         )
     model.make_sampler(sampler, num_steps, eta)  # validates the step count
     labels, num_columns = None, None
     if model.conditional or classifier is not None:
         if label is None:
-            per_class = PER_CLASS_DEFAULT if num_images is None else max(
-                1, -(-int(num_images) // num_classes))
-            labels = np.repeat(np.arange(num_classes), per_class)
-            num_columns = per_class
+            labels, num_columns = class_rows(num_classes, num_images)
         else:
             labels = np.full((num_images or 16,), label)
         if classifier is None:

@@ -1,6 +1,8 @@
 """`train()`: the library function behind `kd train KIND`."""
 
+import collections
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -16,6 +18,7 @@ from keras_diffusion.distribution import data_parallel
 from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.models import VAE
+from keras_diffusion.pretrained import ModelFileError
 from keras_diffusion.pretrained import load_model
 from keras_diffusion.recipes import build_model
 from keras_diffusion.recipes import get_recipe
@@ -28,7 +31,13 @@ from keras_diffusion.reflow import load_pairs
 from keras_diffusion.utils.checks import check_int
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_dir
+from keras_diffusion.utils.lock import lock_directory
 from keras_diffusion.viz import save_image_grid
+
+
+# Optimizer steps between backups: a rerun after a crash or Ctrl-C loses at
+# most this many (there is a backup at every epoch's end too).
+BACKUP_EVERY = 10
 
 
 class TrainingError(RuntimeError):
@@ -37,17 +46,25 @@ class TrainingError(RuntimeError):
 
 def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
           out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1,
-          vae=None, distribute=None):
+          vae=None, distribute=None, overwrite=False, backup_every=BACKUP_EVERY):
     """Trains the default model of `kind` on MNIST and saves it.
 
     Writes to `out_dir` (default `runs/<kind>/`): `<kind>.keras` (the final
     model, EMA weights, with its optimizer so training can continue),
-    `log.csv` (loss per epoch), `samples/epoch_NNN.png` (a sample grid, or for
-    a VAE originals over reconstructions, at the end of every
-    `sample_every` epochs) and, while training, `backup/`. A rerun of the
-    same call after a crash resumes from the last completed epoch
-    (`keras.callbacks.BackupAndRestore`). Latent kinds without `vae` first
-    train one into `out_dir/vae/` (reused on a rerun).
+    `log.csv` (loss per epoch, appended to across reruns), `samples/epoch_NNN.png`
+    (a sample grid, or for a VAE originals over reconstructions, at the end of
+    every `sample_every` epochs) and, while training, `backup/`. Latent kinds
+    without `vae` first train one into `out_dir/vae/` (reused on a rerun).
+
+    Rerunning the same call continues where the last run stopped:
+    - after a crash, Ctrl-C or SIGKILL, from the last backup (every
+      `backup_every` steps and at every epoch's end), printing
+      `Resuming from step N`;
+    - after a finished run, it prints that the run is complete and leaves
+      the model untouched, unless the call asks for more steps than the
+      model has had: then it trains the saved model on up to them.
+    `overwrite=True` starts over instead. One process at a time may train in
+    `out_dir` (an OS file lock; see `keras_diffusion.utils.lock`).
 
     Args:
         kind: str, a recipe name (see `keras_diffusion.recipes.RECIPES`).
@@ -73,6 +90,10 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
             `keras_diffusion.utils.jax_cpu.split_cpu_into_devices` gives
             JAX (`kd` does this), when the batch splits evenly among them;
             otherwise one device. `False`: always one device.
+        overwrite: bool, start over: discard the backup, the log and a
+            finished model of an earlier run in `out_dir` (the model is
+            replaced only when the new one is saved).
+        backup_every: int >= 1, optimizer steps between backups.
 
     Returns:
         The path of the saved `.keras` model.
@@ -84,15 +105,21 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
     else:
         context = contextlib.nullcontext()
     with context as replicas:
-        if replicas is not None and not distribute and verbose:
-            print(f"Training data-parallel on {replicas.num_replicas} JAX CPU "
-                  "devices, one per core (see keras_diffusion/utils/jax_cpu.py).")
+        if replicas is not None and verbose:
+            if not distribute:
+                print(f"Training data-parallel on {replicas.num_replicas} JAX CPU "
+                      "devices, one per core (see keras_diffusion/utils/jax_cpu.py).")
+            elif replicas.num_replicas == 1:
+                print("Data-parallel training found one device only; training "
+                      "on it alone.")
         return _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
-                      learning_rate, sample_every, verbose, vae, replicas)
+                      learning_rate, sample_every, verbose, vae, replicas,
+                      overwrite, backup_every)
 
 
 def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
-           learning_rate, sample_every, verbose, vae, replicas):
+           learning_rate, sample_every, verbose, vae, replicas, overwrite,
+           backup_every):
     """`train`, inside the distribution (`replicas`) if there is one."""
     recipe = get_recipe(kind)
     if recipe["model"] == "reflow":
@@ -101,6 +128,7 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
     requested = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size}
     max_steps, batch_size = _check_settings(recipe, epochs, max_steps, batch_size,
                                             learning_rate, seed)
+    backup_every = check_int("backup_every", backup_every)
     _check_batch_split(batch_size, replicas)
     if vae is not None and not needs_vae(kind):
         raise ValueError(f"--vae applies to latent models, not to {kind!r}.")
@@ -108,32 +136,39 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
     if vae is not None and not isinstance(vae, VAE):
         vae = load_model(vae, expected_type=VAE)
     images, labels = load_mnist(data, "train")
-    epochs, steps_per_epoch = _epoch_plan(len(images), batch_size, epochs, max_steps)
+    plan = _epoch_plan(len(images), batch_size, epochs, max_steps)
     out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
-    images = to_model_range(images)
-
-    vae_model, latent_scale = None, 1.0
-    if needs_vae(kind):
-        vae_model = _get_vae(vae, out_dir, data=data, seed=seed, verbose=verbose,
-                             distribute=replicas is not None, **requested)
-        latent_scale = LatentDiffusion.compute_latent_scale(vae_model, images)
-    keras.utils.set_random_seed(seed)
-    model = build_model(kind, seed=seed, learning_rate=learning_rate,
-                        vae=vae_model, latent_scale=latent_scale)
-    conditional = is_conditional(kind)
-    if recipe["model"] == "classifier":
-        sample_every = 0  # a classifier (`NoisyClassifier`) draws no samples
-    dataset = make_dataset(images, labels if conditional else None,
-                           batch_size=batch_size, seed=seed)
-    return _fit_and_save(model, dataset, out_dir, kind, epochs, steps_per_epoch,
-                         max_steps, learning_rate=learning_rate,
-                         sample_every=sample_every, seed=seed, verbose=verbose,
-                         images=images, replicas=replicas)
+    with _lock(out_dir, replicas):
+        complete, model = _earlier_run(out_dir, kind, plan, overwrite, verbose)
+        if complete:
+            return os.path.join(out_dir, f"{kind}.keras")
+        images = to_model_range(images)
+        if model is None:
+            vae_model, latent_scale = None, 1.0
+            if needs_vae(kind):
+                vae_model = _get_vae(vae, out_dir, data=data, seed=seed,
+                                     verbose=verbose,
+                                     distribute=replicas is not None, **requested)
+                latent_scale = LatentDiffusion.compute_latent_scale(vae_model, images)
+            keras.utils.set_random_seed(seed)
+            model = build_model(kind, seed=seed, learning_rate=learning_rate,
+                                vae=vae_model, latent_scale=latent_scale)
+        conditional = is_conditional(kind)
+        if recipe["model"] == "classifier":
+            sample_every = 0  # a classifier (`NoisyClassifier`) draws no samples
+        dataset = make_dataset(images, labels if conditional else None,
+                               batch_size=batch_size, seed=seed)
+        return _fit_and_save(model, dataset, out_dir, kind, plan,
+                             learning_rate=learning_rate,
+                             sample_every=sample_every, seed=seed, verbose=verbose,
+                             images=images, replicas=replicas,
+                             backup_every=backup_every)
 
 
 def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
                  batch_size=None, out_dir=None, seed=0, learning_rate=None,
-                 sample_every=1, verbose=1, pair_steps=None):
+                 sample_every=1, verbose=1, pair_steps=None, overwrite=False,
+                 backup_every=BACKUP_EVERY):
     """Reflow: trains Flow-2 on (noise, image) pairs drawn from Flow-1.
 
     First draws `num_pairs` pairs from Flow-1 (`pair_steps` Euler steps
@@ -143,7 +178,8 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
     (as Liu et al., 2023, do), on exactly those pairs, with the training
     settings of the recipe `reflow`. Writes, as `train` does,
     `reflow.keras`, `log.csv`, `samples/` and, while training, `backup/`; a
-    rerun of the same call after a crash resumes both stages.
+    rerun of the same call resumes both stages, or reports a finished run
+    complete, as `train` does.
 
     Args:
         flow: Flow-1: a trained `RectifiedFlow` (or `LatentRectifiedFlow`),
@@ -152,7 +188,8 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
         pair_steps: int, Euler steps of Flow-1 per pair (default: the
             recipe's).
         epochs, max_steps, batch_size, seed, learning_rate, sample_every,
-        verbose: as for `train` (`seed` seeds the pairs' noise too).
+        verbose, overwrite, backup_every: as for `train` (`seed` seeds the
+        pairs' noise too; `overwrite` keeps the pairs).
         out_dir: str, output directory (default `runs/reflow/`).
 
     Returns:
@@ -165,22 +202,37 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
                           recipe["num_pairs"] if num_pairs is None else num_pairs)
     pair_steps = check_int("pair_steps",
                            recipe["pair_steps"] if pair_steps is None else pair_steps)
+    backup_every = check_int("backup_every", backup_every)
     if not isinstance(flow, RectifiedFlow):
         flow = load_model(flow, expected_type=RectifiedFlow)
-    epochs, steps_per_epoch = _epoch_plan(num_pairs, batch_size, epochs, max_steps)
+    plan = _epoch_plan(num_pairs, batch_size, epochs, max_steps)
     out_dir = check_writable_dir(out_dir or os.path.join("runs", "reflow"))
 
-    pairs = load_pairs(generate_pairs(
-        flow, num_pairs, os.path.join(out_dir, "pairs.npz"), seed=seed,
-        num_steps=pair_steps, progress=verbose > 0,
-    ))
-    keras.utils.set_random_seed(seed)
-    model = copy_flow(flow, seed=seed, name="reflow")
-    model.compile(optimizer=make_optimizer(recipe, learning_rate))
-    dataset = make_dataset(pairs, batch_size=batch_size, seed=seed)
-    return _fit_and_save(model, dataset, out_dir, "reflow", epochs,
-                         steps_per_epoch, max_steps, learning_rate=learning_rate,
-                         sample_every=sample_every, seed=seed, verbose=verbose)
+    with _lock(out_dir):
+        complete, model = _earlier_run(out_dir, "reflow", plan, overwrite, verbose)
+        if complete:
+            return os.path.join(out_dir, "reflow.keras")
+        pairs = load_pairs(generate_pairs(
+            flow, num_pairs, os.path.join(out_dir, "pairs.npz"), seed=seed,
+            num_steps=pair_steps, progress=verbose > 0,
+        ))
+        if model is None:
+            keras.utils.set_random_seed(seed)
+            model = copy_flow(flow, seed=seed, name="reflow")
+            model.compile(optimizer=make_optimizer(recipe, learning_rate))
+        dataset = make_dataset(pairs, batch_size=batch_size, seed=seed)
+        return _fit_and_save(model, dataset, out_dir, "reflow", plan,
+                             learning_rate=learning_rate,
+                             sample_every=sample_every, seed=seed,
+                             verbose=verbose, backup_every=backup_every)
+
+
+def _lock(out_dir, replicas=None):
+    """The lock on `out_dir` (process 0's alone when training on several
+    hosts, which may share the directory)."""
+    if replicas is not None and replicas.process_id != 0:
+        return contextlib.nullcontext()
+    return lock_directory(out_dir)
 
 
 def _check_settings(recipe, epochs, max_steps, batch_size, learning_rate, seed):
@@ -215,54 +267,109 @@ def _check_batch_split(batch_size, replicas):
     )
 
 
+# `fit`'s epochs and steps per epoch, and the optimizer steps of the whole
+# run (which a resumed or continued run also ends at).
+EpochPlan = collections.namedtuple(
+    "EpochPlan", ["epochs", "steps_per_epoch", "total_steps"])
+
+
 def _epoch_plan(num_examples, batch_size, epochs, max_steps):
-    """`(epochs, steps_per_epoch)` for `fit`, from the flags."""
+    """The `EpochPlan` for `fit`, from the flags."""
     steps_per_epoch = num_examples // batch_size
     if steps_per_epoch < 1:
         raise ValueError(
             f"`batch_size` ({batch_size}) is larger than the data "
             f"({num_examples} examples); pass a smaller batch size."
         )
+    total_steps = None
     if max_steps is not None:
         steps_per_epoch = min(steps_per_epoch, int(max_steps))
         needed = math.ceil(int(max_steps) / steps_per_epoch)
         epochs = needed if epochs is None else min(int(epochs), needed)
-    return epochs, steps_per_epoch
+        total_steps = int(max_steps)
+    total_steps = min(total_steps or math.inf, int(epochs) * steps_per_epoch)
+    return EpochPlan(int(epochs), steps_per_epoch, int(total_steps))
 
 
-def _fit_and_save(model, dataset, out_dir, name, epochs, steps_per_epoch,
-                  max_steps, learning_rate=None, sample_every=1, seed=0,
-                  verbose=1, images=None, replicas=None):
+def _earlier_run(out_dir, name, plan, overwrite, verbose):
+    """What an earlier run in `out_dir` leaves to do: `(complete, model)`.
+
+    - `overwrite`: discards its backup and log; `(False, None)`.
+    - A backup (a run that stopped early): `(False, None)`; `fit` restores it.
+    - A finished model that has had `plan.total_steps` steps or more:
+      `(True, None)`, after saying so; the model is left untouched.
+    - A finished model that has had fewer: `(False, model)`, loaded with its
+      optimizer, to train on.
+    - Nothing: `(False, None)`.
+    """
+    model_path = os.path.join(out_dir, f"{name}.keras")
+    backup_dir = os.path.join(out_dir, "backup")
+    if overwrite:
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        for leftover in ("log.csv",):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out_dir, leftover))
+        return False, None
+    if os.path.isdir(backup_dir) or not os.path.exists(model_path):
+        return False, None
+    try:
+        # With its optimizer (the step count, the moments and the EMA).
+        model = keras.saving.load_model(model_path)
+    except Exception as error:  # Keras raises many kinds for a bad file
+        raise ModelFileError(
+            f"Could not load {model_path!r}, the model of an earlier run in "
+            f"{out_dir!r} ({type(error).__name__}); pass `overwrite` (kd train "
+            "--overwrite) to train a new one in its place."
+        ) from None
+    if getattr(model, "optimizer", None) is None or not model.optimizer.built:
+        raise ValueError(
+            f"{model_path!r} was saved without its optimizer, so training "
+            "cannot continue from it; pass `overwrite` (kd train --overwrite) "
+            "to train a new one in its place."
+        )
+    done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    if done >= plan.total_steps:
+        if verbose:
+            print(f"{model_path} is complete: trained for {done} steps (this "
+                  f"run asks for {plan.total_steps}). Ask for more steps "
+                  "(--max-steps) to continue it, or --overwrite to start over.")
+        return True, None
+    if verbose:
+        print(f"Continuing {model_path} from step {done} to {plan.total_steps}.")
+    return False, model
+
+
+def _fit_and_save(model, dataset, out_dir, name, plan, learning_rate=None,
+                  sample_every=1, seed=0, verbose=1, images=None, replicas=None,
+                  backup_every=BACKUP_EVERY):
     """Fits with resume, logging and sample grids; saves `<name>.keras`.
 
-    With `replicas` (training on several hosts) only process 0 writes the
-    model, the log and the sample grids; every process keeps its own backup
-    (`backup/` for process 0, `backup-<id>/` for the others), so a rerun
-    resumes on every host.
+    Trains until the optimizer has made `plan.total_steps` steps in all, so
+    a run resumed from its backup, or a finished model trained on, ends
+    where a run without a break would. With `replicas` (training on several
+    hosts) only process 0 writes the model, the log and the sample grids;
+    every process keeps its own backup (`backup/` for process 0,
+    `backup-<id>/` for the others), so a rerun resumes on every host.
     """
     process_id = 0 if replicas is None else replicas.process_id
     chief = process_id == 0
     model_path = os.path.join(out_dir, f"{name}.keras")
     backup_dir = os.path.join(out_dir, "backup" if chief else f"backup-{process_id}")
-    resuming = os.path.isdir(backup_dir)
     callbacks = [
-        # Before the backup: an update can make the weights NaN while the
-        # loss of that step (computed before it) is still finite.
-        TerminateOnNonFiniteWeights(),
-        keras.callbacks.BackupAndRestore(backup_dir),
-        # Raising (not just stopping) skips the epoch-end backup, so the
-        # backup keeps the last good epoch.
+        # Before the backup: a NaN loss stops training before that step is
+        # backed up, so the backup keeps the last good step.
         keras.callbacks.TerminateOnNaN(raise_error=True),
-        MaxSteps(max_steps, steps_per_epoch),
+        Backup(backup_dir, save_freq=backup_every),
+        StepLimit(plan.total_steps, verbose=verbose),
     ]
     if chief:
-        callbacks.insert(
-            2, keras.callbacks.CSVLogger(os.path.join(out_dir, "log.csv"),
-                                         append=resuming))
+        # Appends across reruns (only `overwrite` removes the log).
+        callbacks.append(keras.callbacks.CSVLogger(
+            os.path.join(out_dir, "log.csv"), append=True))
     if learning_rate is not None:
-        # After BackupAndRestore, which restores the backup's learning rate
-        # with the optimizer: a rerun with a new --learning-rate uses it.
-        callbacks.insert(2, SetLearningRate(learning_rate))
+        # After Backup, which restores the backup's learning rate with the
+        # optimizer: a rerun with a new --learning-rate uses it.
+        callbacks.append(SetLearningRate(learning_rate))
     if sample_every:
         grid = ReconstructionGrid if isinstance(model, VAE) else SampleGrid
         # Every process draws the grid (on several hosts a computation with
@@ -271,19 +378,24 @@ def _fit_and_save(model, dataset, out_dir, name, epochs, steps_per_epoch,
             grid(os.path.join(out_dir, "samples"), every=sample_every, seed=seed,
                  images=images, write=chief)
         )
+    done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    # A backup of the last step (the run stopped before saving its model):
+    # `fit` with no epoch left restores it and swaps in the EMA weights.
+    epochs = 0 if Backup.backed_up_steps(backup_dir) >= plan.total_steps else plan.epochs
     try:
         # The dataset shuffles itself (`make_dataset`); shuffle=False keeps
         # Keras from warning that it cannot shuffle a tf.data.Dataset.
-        model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        model.fit(dataset, epochs=epochs, steps_per_epoch=plan.steps_per_epoch,
+                  initial_epoch=done // plan.steps_per_epoch,
                   callbacks=callbacks, verbose=verbose, shuffle=False)
     except RuntimeError as error:
         if "NaN or Inf" not in str(error):
             raise
         if os.path.isdir(backup_dir) and os.listdir(backup_dir):
-            kept = (f"The last good epoch is kept in {backup_dir!r}; rerunning "
+            kept = (f"The last good backup is kept in {backup_dir!r}; rerunning "
                     "resumes from it")
         else:
-            kept = "No epoch had completed, so there is nothing to resume; rerun"
+            kept = "No step had been backed up, so there is nothing to resume; rerun"
         raise TrainingError(
             f"Training stopped: {error} {kept} (try a lower --learning-rate)."
         ) from None
@@ -295,6 +407,7 @@ def _fit_and_save(model, dataset, out_dir, name, epochs, steps_per_epoch,
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(f"saved {model_path}")
+    # Only now: a crash before the model is saved leaves the backup.
     shutil.rmtree(backup_dir, ignore_errors=True)
     return model_path
 
@@ -314,16 +427,98 @@ def _get_vae(vae, out_dir, **train_kwargs):
     return load_model(vae, expected_type=VAE)
 
 
-class TerminateOnNonFiniteWeights(keras.callbacks.Callback):
-    """Raises at an epoch's end, before it is backed up, if a weight is NaN/Inf."""
+def _check_finite_weights(model, when):
+    """Raises `RuntimeError` if a trainable weight is NaN or Inf."""
+    for variable in model.trainable_variables:
+        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
+            raise RuntimeError(
+                f"NaN or Inf weights {when} ({variable.path}). Stopping training."
+            )
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras' `BackupAndRestore`, backing up every `save_freq` steps and at
+    every epoch's end, safely.
+
+    On top of Keras' callback:
+    - Never backs up NaN or Inf weights (it raises instead), so the backup
+      is always the last good state: an update can make the weights NaN
+      while the loss of its step, computed before it, is still finite.
+    - Writes each file to a temporary name and renames it, so a kill while
+      writing leaves the previous backup whole.
+    - Counts epochs from the one it resumed in, so a run killed again before
+      an epoch ends resumes in that epoch, not at epoch 0.
+    - Keeps the backup at the end of `fit` (`train` removes it once the
+      model is saved).
+
+    A run resumed in the middle of an epoch restores the weights, the
+    optimizer (and its step count) and the noise generator, and starts that
+    epoch's batches from its first.
+    """
+
+    def __init__(self, backup_dir, save_freq=BACKUP_EVERY):
+        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
+        self._at_epoch_end = False
+
+    @staticmethod
+    def backed_up_steps(backup_dir):
+        """The optimizer steps of the backup in `backup_dir` (0 if none)."""
+        try:
+            with open(os.path.join(backup_dir, "training_metadata.json")) as f:
+                return int(json.load(f).get("step", 0))
+        except (OSError, ValueError):
+            return 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        for variable in self.model.trainable_variables:
-            if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
-                raise RuntimeError(
-                    f"NaN or Inf weights at the end of epoch {epoch + 1} "
-                    f"({variable.path}). Stopping training."
-                )
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._at_epoch_end = True
+            self._save_model()
+            self._at_epoch_end = False
+            self._batches_seen_since_last_saving = 0
+
+    def _save_model(self):
+        model = self.model
+        steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        _check_finite_weights(
+            model, f"at the end of epoch {self._current_epoch} (step {steps})"
+            if self._at_epoch_end else f"after step {steps}")
+        os.makedirs(self.backup_dir, exist_ok=True)
+        partial = os.path.join(self.backup_dir, "partial.weights.h5")
+        model.save_weights(partial, overwrite=True)
+        os.replace(partial, self._weights_path)
+        with atomic_path(self._training_metadata_path) as tmp, open(tmp, "w") as f:
+            json.dump({"epoch": self._current_epoch, "step": steps}, f)
+
+
+class StepLimit(keras.callbacks.Callback):
+    """Stops training once the optimizer has made `total_steps` steps in all
+    (counting those of a restored backup), and says where a resumed run
+    starts from.
+
+    Put it after the `Backup`, whose restore it reports.
+    """
+
+    def __init__(self, total_steps, verbose=1):
+        super().__init__()
+        self.total_steps = total_steps
+        self.verbose = verbose
+        self.step = 0
+
+    def on_train_begin(self, logs=None):
+        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if self.step and self.verbose:
+            print(f"Resuming from step {self.step} of {self.total_steps}.")
+
+    def on_train_batch_end(self, batch, logs=None):
+        # Counted here, not read from the optimizer: under JAX, reading the
+        # model's variables in the middle of an epoch costs a state sync.
+        self.step += 1
+        if self.step >= self.total_steps:
+            self.model.stop_training = True
 
 
 class SetLearningRate(keras.callbacks.Callback):
@@ -335,24 +530,6 @@ class SetLearningRate(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.model.optimizer.learning_rate = self.learning_rate
-
-
-class MaxSteps(keras.callbacks.Callback):
-    """Stops training once `max_steps` optimizer steps are done in total."""
-
-    def __init__(self, max_steps, steps_per_epoch):
-        super().__init__()
-        self.max_steps = max_steps
-        self.steps_per_epoch = steps_per_epoch
-        self.epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = self.epoch * self.steps_per_epoch + batch + 1
-        if self.max_steps is not None and step >= self.max_steps:
-            self.model.stop_training = True
 
 
 class SampleGrid(keras.callbacks.Callback):

@@ -149,11 +149,21 @@ def test_cli_class_and_guidance(conditional_file, tmp_path):
     assert result.exit_code == 0, result.output
     assert np.load(every)["labels"].tolist() == sorted(list(range(10)) * 2)
 
+    # A count that does not divide among the classes is still exact.
+    uneven = tmp_path / "uneven.npz"
+    result = runner.invoke(cli, ["sample", "--model", conditional_file, "--num",
+                                 "16", "--steps", "2", "--out", str(uneven)])
+    assert result.exit_code == 0, result.output
+    labels = np.load(uneven)["labels"].tolist()
+    assert len(labels) == 16 and labels == sorted(labels)
+    assert sorted(set(labels)) == list(range(10))
+
 
 @pytest.mark.parametrize("args, match", [
     (["--class", "12"], "0-9"),
     (["--class", "-1"], "0-9"),
     (["--class", "3", "--guidance", "-1"], "--guidance must be >= 0"),
+    (["--class", "3", "--guidance", "1e9"], "<= 20"),
 ])
 def test_cli_rejects_bad_class_and_guidance(conditional_file, tmp_path, args, match):
     from click.testing import CliRunner

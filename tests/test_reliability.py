@@ -142,6 +142,7 @@ SAMPLE_CASES = {
     "guidance-nan": ("cond.keras", ["--class", "3", "--guidance", "nan"],
                      ["--guidance must be >= 0", "finite"]),
     "guidance-inf": ("cond.keras", ["--guidance", "inf"], ["--guidance", "finite"]),
+    "guidance-too-big": ("cond.keras", ["--guidance", "1e9"], ["--guidance", "<= 20"]),
     "class-10": ("cond.keras", ["--class", "10"], ["--class", "0-9"]),
     "guidance-unconditional": ("ddpm.keras", ["--guidance", "2"],
                                ["--guidance", "unconditional"]),
@@ -362,7 +363,8 @@ def test_nan_weights_keep_the_last_good_epoch_and_a_rerun_resumes(
                   out_dir=str(out), sample_every=0, verbose=0)
     poison(from_epoch=1)
     with pytest.raises(TrainingError) as caught:
-        train("ddpm", **kwargs)
+        # overwrite: ddpm.keras is not a finished run to continue.
+        train("ddpm", overwrite=True, **kwargs)
     message = str(caught.value)
     backup = out / "backup"
     assert "NaN or Inf weights at the end of epoch 2" in message, message

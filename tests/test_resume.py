@@ -1,67 +1,157 @@
-"""`kd train` killed with SIGKILL resumes from the last completed epoch."""
+"""`kd train` resumes at any step, finishes once, and trains alone in --out."""
 
-import csv
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
+import pytest
+from click.testing import CliRunner
 
-from keras_diffusion.data import load_mnist
+from keras_diffusion_cli.main import cli
 
-EPOCHS = 12
-
-
-def _epochs_logged(log):
-    if not os.path.exists(log):
-        return []
-    with open(log) as f:
-        return [int(row["epoch"]) for row in csv.DictReader(f)]
+MAX_STEPS = 60
 
 
-def _train_command(data, out):
+def _train_command(data, out, *extra):
     return [sys.executable, "-m", "keras_diffusion_cli.main", "train", "ddpm",
-            "--data", str(data), "--epochs", str(EPOCHS), "--batch-size", "16",
-            "--out", str(out)]
+            "--data", str(data), "--max-steps", str(MAX_STEPS), "--batch-size",
+            "16", "--out", str(out), *extra]
 
 
-def test_killed_training_resumes_from_last_epoch(mnist_dir, tmp_path):
-    images, labels = load_mnist(mnist_dir, "train")
-    data = tmp_path / "small.npz"
-    np.savez(data, x_train=images[:32], y_train=labels[:32],
-             x_test=images[:32], y_test=labels[:32])
+def _backed_up_step(out):
+    try:
+        with open(out / "backup" / "training_metadata.json") as f:
+            return json.load(f)["step"]
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def _steps_of(path):
+    import keras_diffusion  # noqa: F401 (registers the classes)
+
+    model = keras.saving.load_model(str(path))
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def test_killed_training_resumes_from_its_last_step(mnist_dir, tmp_path):
+    """SIGKILL in the middle of the only epoch (60 of 625 steps of 16 of
+    10,000 digits); the rerun resumes from the last backup and ends at 60."""
     out = tmp_path / "run"
-    log = out / "log.csv"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-
-    process = subprocess.Popen(_train_command(data, out), env=env,
+    process = subprocess.Popen(_train_command(mnist_dir, out), env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
-    while len(_epochs_logged(log)) < 2 and process.poll() is None:
+    while _backed_up_step(out) < 20 and process.poll() is None:
         assert time.time() < deadline, "training made no progress"
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = _epochs_logged(log)
-    assert 2 <= len(done_before) < EPOCHS, done_before
+    killed_at = _backed_up_step(out)
+    assert 20 <= killed_at < MAX_STEPS, killed_at
     assert not (out / "ddpm.keras").exists()
-    assert (out / "backup").is_dir()
 
-    rerun = subprocess.run(_train_command(data, out), env=env,
+    rerun = subprocess.run(_train_command(mnist_dir, out), env=env,
                            capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    epochs = _epochs_logged(log)
-    resumed = epochs[len(done_before):]
-    # Resumed after the last completed epoch, not from scratch.
-    assert resumed[0] >= done_before[-1] and resumed[0] > 0, epochs
-    assert resumed[-1] == EPOCHS - 1 and len(epochs) < EPOCHS + 2, epochs
+    resumed = [line for line in rerun.stdout.splitlines()
+               if line.startswith("Resuming from step")]
+    assert resumed, rerun.stdout[-2000:]
+    assert int(resumed[0].split()[3]) >= killed_at, resumed
+    assert _steps_of(out / "ddpm.keras") == MAX_STEPS
+    assert not (out / "backup").exists()
+    rows = (out / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,") and len(rows) == 2, rows
 
-    import keras_diffusion
 
-    model = keras_diffusion.load_model(str(out / "ddpm.keras"))
-    assert model.generate(2, num_steps=2, progress=False).shape == (2, 28, 28, 1)
+@pytest.fixture
+def quick_train(monkeypatch):
+    """`training.train` of the ddpm recipe, eager under TensorFlow (tracing
+    costs TF ~20 s and is not under test here; test_killed_... trains
+    compiled), no sample grids."""
+    from keras_diffusion import training
+
+    real_build = training.build_model
+
+    def build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        model.run_eagerly = keras.backend.backend() == "tensorflow"
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+
+    def train(data, out, **kwargs):
+        return training.train("ddpm", data=str(data), batch_size=16,
+                              out_dir=str(out), sample_every=0, verbose=1,
+                              **kwargs)
+
+    return train
+
+
+def test_rerun_of_finished_run_is_complete_continues_or_starts_over(
+        mnist_dir, tmp_path, quick_train, capsys):
+    out = tmp_path / "run"
+    path = quick_train(mnist_dir, out, max_steps=3)
+    capsys.readouterr()
+    saved = open(path, "rb").read()
+
+    # The same run again: complete, the model untouched.
+    assert quick_train(mnist_dir, out, max_steps=3) == path
+    assert "is complete: trained for 3 steps" in capsys.readouterr().out
+    assert open(path, "rb").read() == saved
+
+    # More steps: the finished model trains on from step 3 to 5.
+    quick_train(mnist_dir, out, max_steps=5)
+    assert "Continuing" in capsys.readouterr().out
+    assert _steps_of(path) == 5
+    assert len((out / "log.csv").read_text().splitlines()) == 3  # header + 2
+
+    # --overwrite: a new run from step 0, a new log.
+    quick_train(mnist_dir, out, max_steps=2, overwrite=True)
+    assert _steps_of(path) == 2
+    assert len((out / "log.csv").read_text().splitlines()) == 2
+
+
+def test_kd_train_into_a_folder_in_use_exits_2(mnist_dir, tmp_path):
+    from keras_diffusion.utils.lock import lock_directory
+
+    out = tmp_path / "run"
+    out.mkdir()
+    with lock_directory(str(out)):
+        result = CliRunner().invoke(cli, [
+            "train", "ddpm", "--data", mnist_dir, "--max-steps", "1",
+            "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines()
+              if line.startswith("Error: ")]
+    assert len(errors) == 1 and "Traceback" not in result.output, result.output
+    assert str(out) in errors[0] and f"process {os.getpid()}" in errors[0]
+    assert "--out" in errors[0], errors[0]
+    assert sorted(os.listdir(out)) == [".kd.lock"]
+
+
+def test_lock_is_released_when_its_holder_dies(tmp_path):
+    """A SIGKILLed holder leaves no lock behind: the next trainer gets it."""
+    from keras_diffusion.utils.lock import lock_directory
+
+    holder = subprocess.Popen([
+        sys.executable, "-c",
+        "import sys, time; from keras_diffusion.utils.lock import lock_directory\n"
+        "with lock_directory(sys.argv[1]):\n"
+        "    print('locked', flush=True); time.sleep(600)", str(tmp_path)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(ValueError, match=f"process {holder.pid} is training"):
+        with lock_directory(str(tmp_path)):
+            pass
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    with lock_directory(str(tmp_path)):
+        pass
 
 
 def test_killed_reflow_pair_drawing_resumes_from_its_chunks(tmp_path):

@@ -1,0 +1,75 @@
+"""No TensorFlow C++ start-up lines on stderr (`kd --verbose` shows them)."""
+
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import pytest
+
+START_UP_LINE = re.compile(
+    r"^(WARNING: All log messages before absl|[IWE]0000 )", re.MULTILINE)
+
+
+def _env(**variables):
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("TF_CPP_MIN_LOG_LEVEL", "KD_TF_LOGS")}
+    env.update(variables)
+    return env
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    from keras_diffusion.models import DDPM
+    from keras_diffusion.networks import UNet
+
+    path = tmp_path_factory.mktemp("quiet") / "ddpm.keras"
+    DDPM(UNet(widths=(8,), attention_levels=(), embedding_dim=16,
+              num_heads=1)).save(str(path))
+    return str(path)
+
+
+def _kd_sample(model_file, tmp_path, *flags):
+    return subprocess.run(
+        [sys.executable, "-m", "keras_diffusion_cli.main", *flags, "sample",
+         "--model", model_file, "--num", "2", "--steps", "2",
+         "--out", str(tmp_path / "x.png")],
+        env=_env(), capture_output=True, text=True, timeout=300)
+
+
+def test_kd_sample_prints_no_start_up_lines(model_file, tmp_path):
+    result = _kd_sample(model_file, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not START_UP_LINE.search(result.stderr), result.stderr[-2000:]
+
+
+def test_import_keras_diffusion_prints_no_start_up_lines():
+    code = "import keras_diffusion, keras; print(keras.ops.ones((2,)))"
+    result = subprocess.run([sys.executable, "-c", code], env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not START_UP_LINE.search(result.stderr), result.stderr[-2000:]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="only TensorFlow prints start-up lines")
+def test_verbose_shows_them(model_file, tmp_path):
+    """The lines exist, and the filter is what hides them."""
+    result = _kd_sample(model_file, tmp_path, "--verbose")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert START_UP_LINE.search(result.stderr), result.stderr[-2000:]
+
+
+def test_other_stderr_output_of_the_import_is_kept():
+    """Only the start-up lines go: anything else written to stderr while
+    TensorFlow is imported comes through."""
+    code = ("import os, sys\n"
+            "from keras_diffusion.utils.quiet_tensorflow import start_up_lines_filtered\n"
+            "with start_up_lines_filtered():\n"
+            "    os.write(2, b'I0000 00:00:17.5 port.cc:153] noise\\n')\n"
+            "    os.write(2, b'a real error\\n')\n")
+    result = subprocess.run([sys.executable, "-c", code], env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "a real error\n", result.stderr
