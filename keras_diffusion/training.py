@@ -10,7 +10,9 @@ import shutil
 import keras
 import numpy as np
 
-from keras_diffusion.data import load_mnist
+from keras_diffusion.data import check_mnist
+from keras_diffusion.data import describe_data
+from keras_diffusion.data import load_images
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
 from keras_diffusion.distribution import cpu_data_parallel
@@ -135,7 +137,10 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
     # Every check on the input comes before the output directory is made.
     if vae is not None and not isinstance(vae, VAE):
         vae = load_model(vae, expected_type=VAE)
-    images, labels = load_mnist(data, "train")
+    loaded = load_images(data, "train")
+    images, labels = check_mnist(loaded, "train")
+    if verbose:
+        print(f"Data: {describe_data(loaded)}")
     plan = _epoch_plan(len(images), batch_size, epochs, max_steps)
     out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
     with _lock(out_dir, replicas):

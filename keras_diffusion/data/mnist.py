@@ -55,7 +55,23 @@ def load_mnist(path=None, split="train"):
 
     if split not in IDX_FILES:
         raise DataError(f"Unknown split {split!r}; choose 'train' or 'test'.")
-    data = load_images(path, split)
+    return check_mnist(load_images(path, split), split)
+
+
+def check_mnist(data, split="train"):
+    """`(images, labels)` of an `ImageData` that must be MNIST-shaped.
+
+    Args:
+        data: an `ImageData` from `load_images`.
+        split: the split's name, for the messages.
+
+    Returns:
+        uint8 `(N, 28, 28)` images and int64 `(N,)` labels in 0-9.
+
+    Raises:
+        DataError: the images are not 28x28 grayscale or have no labels
+            in 0-9.
+    """
     shape = data.images.shape
     if shape[1:] != IMAGE_SHAPE + (1,):
         shown = shape[:3] if shape[3] == 1 else shape

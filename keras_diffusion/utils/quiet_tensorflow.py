@@ -7,11 +7,11 @@ find cuda drivers`, which `TF_CPP_MIN_LOG_LEVEL` no longer silences.
 `install()` wraps the one import of `tensorflow`: while it runs, the
 process's stderr (file descriptor 2) goes to a temporary file, and
 afterwards every line that is not such a start-up line is written back.
-Unless the user has set `TF_CPP_MIN_LOG_LEVEL`, it is 3 while TensorFlow
-starts (TensorFlow reads it then), which also keeps the `E0000 ...
-cuInit` line of a machine without a GPU away; the variable is unset again
-afterwards, so other processes see the user's environment. Python's
-logging is left as it is.
+Unless the user has set `TF_CPP_MIN_LOG_LEVEL`, `install()` sets it to 3
+(before JAX, which Keras imports, sets it to 1), which also keeps away the
+`E0000 ... cuInit` line that a machine without a GPU prints at
+TensorFlow's first operation. A value the user set is left as it is, and so
+is Python's logging.
 
 `import keras_diffusion` installs it unless TensorFlow is already imported
 or `KD_TF_LOGS=1` is set (`kd --verbose` sets it).
@@ -66,25 +66,31 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module):
         # The module keeps its own loader (importlib.resources asks it).
         module.__loader__ = module.__spec__.loader = self.loader
-        level_given = "TF_CPP_MIN_LOG_LEVEL" in os.environ
-        if not level_given:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
         try:
             with start_up_lines_filtered():
                 self.loader.exec_module(module)
         finally:
-            if not level_given:
-                del os.environ["TF_CPP_MIN_LOG_LEVEL"]
+            sys.meta_path[:] = [finder for finder in sys.meta_path
+                                if not isinstance(finder, _QuietTensorFlowFinder)]
 
 
 class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
-    """Finds `tensorflow` as usual, and loads it with `_QuietLoader`."""
+    """Finds `tensorflow` as the other finders do, and loads it with
+    `_QuietLoader`. Stays in place until TensorFlow is imported: Keras and
+    tensorflow-datasets ask `importlib.util.find_spec("tensorflow")`
+    whether it is installed before they import it."""
+
+    def __init__(self):
+        self._finding = False
 
     def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
+        if name != "tensorflow" or self._finding:
             return None
-        sys.meta_path.remove(self)  # once; and find the real spec below
-        spec = importlib.util.find_spec(name)
+        self._finding = True  # the search below asks this finder again
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self._finding = False
         if spec is not None and spec.loader is not None:
             spec.loader = _QuietLoader(spec.loader)
         return spec
@@ -93,11 +99,13 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
 def install():
     """Filters the start-up lines of the next `import tensorflow`, if any.
 
-    Does nothing when TensorFlow is already imported, when
-    `KD_TF_LOGS=1` is set, or when it is installed already.
+    Also sets `TF_CPP_MIN_LOG_LEVEL=3` unless it is set. Does nothing when
+    TensorFlow is already imported, when `KD_TF_LOGS=1` is set, or when it
+    is installed already.
     """
     if "tensorflow" in sys.modules or os.environ.get(SHOW_LOGS_VARIABLE) == "1":
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if any(isinstance(finder, _QuietTensorFlowFinder) for finder in sys.meta_path):
         return
     sys.meta_path.insert(0, _QuietTensorFlowFinder())
