@@ -20,9 +20,10 @@ def lock_directory(directory, purpose="training"):
     """Holds an exclusive lock on `directory` for the body of the `with`.
 
     The lock is an OS file lock (`fcntl.flock`) on `directory/.kd.lock`,
-    which holds the owner's process id. The OS releases it when the process
-    ends, however it ends (a crash, Ctrl-C, SIGKILL), so a stale lock never
-    blocks a rerun. Not enforced where `fcntl` is missing (Windows).
+    which holds the owner's process id and is removed when the body ends.
+    The OS releases the lock when the process ends, however it ends (a
+    crash, Ctrl-C, SIGKILL), so a stale file never blocks a rerun. Not
+    enforced where `fcntl` is missing (Windows).
 
     Args:
         directory: an existing directory.
@@ -40,22 +41,43 @@ def lock_directory(directory, purpose="training"):
         yield
         return
     path = os.path.join(directory, LOCK_FILE)
-    with open(path, "a+") as lock:
+    lock = _acquire(path, directory, purpose)
+    try:
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
+    finally:
+        # Removed while still held, so no other process can hold a lock on
+        # this file once it is gone (see `_acquire`).
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def _acquire(path, directory, purpose):
+    """The open lock file at `path`, locked by this process."""
+    while True:
+        lock = open(path, "a+")
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or "unknown"
+            lock.close()
             raise DirectoryInUseError(
                 f"{directory!r} is in use: process {holder} is {purpose} "
                 "there. Wait for it to finish (or stop it), or choose another "
                 "output directory (`out_dir`)."
             ) from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"{os.getpid()}\n")
-        lock.flush()
         try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            same_file = os.stat(path).st_ino == os.fstat(lock.fileno()).st_ino
+        except FileNotFoundError:
+            same_file = False
+        if same_file:
+            return lock
+        # The holder removed the file between our open and our lock: the
+        # lock we got is on a file no one else can find. Try again.
+        lock.close()
