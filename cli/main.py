@@ -1,6 +1,6 @@
 """`kd`: a thin click layer; each command calls one library function."""
 
-import math
+import functools
 import os
 import sys
 
@@ -14,13 +14,13 @@ CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm):
                    ".keras path; steers toward --class, or without it one row "
                    "per digit. Samples with ddpm in 50 steps unless --sampler "
                    "is given.")
-CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, >= 0 (0: unguided; default: "
-                         "sampling.DEFAULT_CLASSIFIER_SCALE).")
-SAMPLERS = ("ddpm", "ddim", "euler", "heun")
-SAMPLER_HELP = ("ddpm or ddim for diffusion models, euler or heun for flows "
-                "(default: ddim, or euler for a flow).")
-STEPS_HELP = ("Sampling steps (default: 1000 for ddpm, 50 for ddim, 16 for euler, "
-              "8 for heun).")
+CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, 0 to 100 (0: unguided; "
+                         "default: sampling.DEFAULT_CLASSIFIER_SCALE).")
+SAMPLERS = ("ddpm", "ddim", "dpm", "euler", "heun")
+SAMPLER_HELP = ("ddpm, ddim or dpm (DPM-Solver++ 2M) for diffusion models, euler "
+                "or heun for flows (default: ddim, or euler for a flow).")
+STEPS_HELP = ("Sampling steps (default: 1000 for ddpm, 50 for ddim, 10 for dpm, "
+              "16 for euler, 8 for heun).")
 
 
 class KDError(click.ClickException):
@@ -32,19 +32,36 @@ class KDError(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
-def _prepare_backend():
-    """Checks KERAS_BACKEND and quiets TensorFlow before Keras is imported."""
+def _prepare_backend(verbose=False):
+    """Checks KERAS_BACKEND and quiets TensorFlow before Keras is imported
+    (`verbose`: TensorFlow's own start-up lines are shown)."""
     backend = os.environ.get("KERAS_BACKEND")
     if backend is not None and backend not in BACKENDS:
         raise KDError(
             f"KERAS_BACKEND={backend!r} is not supported; use one of "
             f"{', '.join(BACKENDS)}."
         )
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if backend == "jax":
-        from keras_diffusion.utils.jax_cpu import split_cpu_into_devices
+    if verbose:
+        os.environ["KD_TF_LOGS"] = "1"  # see keras_diffusion.utils.quiet_tensorflow
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-        split_cpu_into_devices()  # JAX on CPU: train on every core
+
+def _computes(command):
+    """Marks a command that runs Keras. Under JAX it first asks for one CPU
+    device per core, before JAX starts; here, after click has parsed the
+    command's flags (the group's callback runs before that), so that a
+    mistyped flag is refused without importing any framework."""
+
+    @functools.wraps(command)
+    def run_command(*args, **kwargs):
+        if os.environ.get("KERAS_BACKEND") == "jax":
+            from keras_diffusion.utils.jax_cpu import split_cpu_into_devices
+
+            split_cpu_into_devices()  # JAX on CPU: train on every core
+        return command(*args, **kwargs)
+
+    return run_command
 
 
 def _run(function, *args, **kwargs):
@@ -56,14 +73,35 @@ def _run(function, *args, **kwargs):
     try:
         return function(*args, **kwargs)
     except (DataError, ModelFileError, ValueError, FileNotFoundError) as error:
-        raise KDError(_one_line(error)) from None
+        raise KDError(_in_flags(_one_line(error))) from None
     except TrainingError as error:
         click.echo()  # end the line of Keras' progress bar (on stdout)
-        raise click.ClickException(_one_line(error)) from None
+        raise click.ClickException(_in_flags(_one_line(error))) from None
 
 
 def _one_line(error):
     return " ".join(str(error).split())
+
+
+# Library parameters whose flag is not `--` + the name with dashes.
+_FLAG_OF = {"label": "--class", "num_images": "--num", "num_steps": "--steps",
+            "out_dir": "--out", "flow": "--from", "overwrite": "--overwrite"}
+
+
+def _in_flags(message):
+    """A library message in the CLI's words: "`classifier_scale`" (a
+    parameter of the function a command calls) becomes "--classifier-scale"
+    when that command has such a flag."""
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return message
+    flags = {name: _FLAG_OF.get(name, "--" + name.replace("_", "-"))
+             for name in context.params}
+    flags.update({name: flag for name, flag in _FLAG_OF.items()
+                  if flag.lstrip("-") in context.params or name in context.params})
+    for name, flag in flags.items():
+        message = message.replace(f"`{name}`", flag)
+    return message
 
 
 def _given(flags):
@@ -89,33 +127,25 @@ def _seed(ctx, param, value):
     return value
 
 
-def _check_classifier_flags(classifier, classifier_scale):
-    """--classifier-scale: >= 0, finite, and only with --classifier."""
-    if classifier_scale is None:
-        return
-    if not (classifier_scale >= 0 and math.isfinite(classifier_scale)):
-        raise KDError(f"--classifier-scale must be >= 0 (and finite). Got "
-                      f"{classifier_scale}")
-    if classifier is None:
-        raise KDError("--classifier-scale needs --classifier (a noisy-image "
-                      "classifier, such as the shipped `classifier`).")
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keras-diffusion")
-def cli():
+@click.option("--verbose", is_flag=True,
+              help="Show TensorFlow's own start-up log lines (hidden by default).")
+def cli(verbose):
     """kd: train and sample diffusion and flow models on small images.
 
     The backend comes from KERAS_BACKEND (tensorflow, jax or torch).
     """
-    _prepare_backend()
+    _prepare_backend(verbose)
 
 
 @cli.command()
 @click.argument("kind", type=click.Choice(TRAIN_KINDS))
 @click.option("--data", type=click.Path(), default=None,
-              help="MNIST IDX directory or .npz (default: tensorflow-datasets, "
-                   "which needs internet).")
+              help="28x28 grayscale digits with labels: an MNIST IDX "
+                   "directory, an .npz, a folder of images in class "
+                   "sub-folders, or tfds:NAME (default: MNIST through "
+                   "tensorflow-datasets, which needs internet).")
 @click.option("--epochs", type=int, default=None, callback=_positive,
               help="Passes over the data (default: enough for the recipe's step count).")
 @click.option("--max-steps", type=int, default=None, callback=_positive,
@@ -140,13 +170,23 @@ def cli():
                    "(default: the recipe's, 20000).")
 @click.option("--pair-steps", type=int, default=None, callback=_positive,
               help="For reflow: Euler steps of Flow-1 per pair (default 100).")
+@click.option("--overwrite", is_flag=True,
+              help="Start over: discard an earlier run in --out (its backup, "
+                   "log and finished model). Without it, a rerun resumes, or "
+                   "continues a finished run that had fewer steps.")
 @click.option("--distribute", is_flag=True,
               help="Train data-parallel on every device (JAX: and every host "
                    "given by KERAS_DISTRIBUTION_*); --batch-size is then the "
                    "global batch (see docs/distributed.md).")
+@_computes
 def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, seed,
-          vae, flow, num_pairs, pair_steps, distribute):
+          vae, flow, num_pairs, pair_steps, overwrite, distribute):
     """Train a model of KIND on MNIST; rerun the same command to resume.
+
+    A rerun after a crash, Ctrl-C or kill resumes from the last backup
+    (every 10 steps); a rerun of a finished run says it is complete, or
+    with a larger --max-steps trains it on; --overwrite starts over. One
+    `kd train` at a time may use an --out directory.
 
     KIND `evaluator` trains the digit classifier that `kd evaluate` uses
     (in a few minutes; it does not resume). KIND `reflow` trains Flow-2 on
@@ -175,16 +215,18 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
     if kind == "reflow":
         path = _run(train_reflow, flow, num_pairs=num_pairs, epochs=epochs,
                     max_steps=max_steps, batch_size=batch_size, out_dir=out_dir,
-                    seed=seed, learning_rate=learning_rate, pair_steps=pair_steps)
+                    seed=seed, learning_rate=learning_rate, pair_steps=pair_steps,
+                    overwrite=overwrite)
         click.echo(f"Saved {path}")
         return
 
     if kind == "evaluator":
         from keras_diffusion.evaluator_training import train_evaluator
 
-        if max_steps is not None:
-            raise KDError("--max-steps does not apply to `kd train evaluator`; "
-                          "use --epochs.")
+        if max_steps is not None or overwrite:
+            raise KDError(f"{'--max-steps' if max_steps else '--overwrite'} does "
+                          "not apply to `kd train evaluator`, which trains for "
+                          "--epochs and replaces its model.")
         path = _run(train_evaluator, data=data, epochs=epochs,
                     batch_size=batch_size, out_dir=out_dir, seed=seed,
                     learning_rate=learning_rate)
@@ -193,7 +235,7 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
     path = _run(train_model, kind, data=data, epochs=epochs, max_steps=max_steps,
                 batch_size=batch_size, out_dir=out_dir, seed=seed,
                 learning_rate=learning_rate, vae=vae,
-                distribute=True if distribute else None)
+                distribute=True if distribute else None, overwrite=overwrite)
     click.echo(f"Saved {path}")
 
 
@@ -207,13 +249,14 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
 @click.option("--eta", type=float, default=0.0, show_default=True,
               help="DDIM noise scale (0: deterministic).")
 @click.option("--num", type=int, default=None, callback=_positive,
-              help="Number of images (default 16; 8 per class for a "
-                   "class-conditional model without --class).")
+              help="Number of images, exactly (default 16; 8 per class for a "
+                   "class-conditional model without --class, one row per "
+                   "class when the count divides evenly).")
 @click.option("--class", "label", type=int, default=None,
-              help="Digit to generate (class-conditional models, or with "
-                   "--classifier); without it, one row per digit.")
+              help="Class to generate (class-conditional models, or with "
+                   "--classifier); without it, every class in turn.")
 @click.option("--guidance", type=float, default=None,
-              help="Classifier-free guidance weight, >= 0 (default 4; 0 is "
+              help="Classifier-free guidance weight, 0 to 20 (default 4; 0 is "
                    "unconditional, 1 plain conditional).")
 @click.option("--seed", type=int, default=0, show_default=True,
               callback=_seed)
@@ -225,21 +268,14 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
 @click.option("--classifier", default=None, help=CLASSIFIER_HELP)
 @click.option("--classifier-scale", type=float, default=None,
               help=CLASSIFIER_SCALE_HELP)
+@_computes
 def sample(model, sampler, steps, eta, num, label, guidance, seed, out, animate,
            classifier, classifier_scale):
     """Sample images from a trained model."""
     from keras_diffusion.sampling import sample as sample_images
 
-    if not 0 <= eta <= 1:  # also refuses NaN
-        raise KDError(f"--eta must be in [0, 1] (0: deterministic DDIM, 1: DDPM's "
-                      f"noise level). Got {eta}")
-    if label is not None and not 0 <= label <= 9:
-        raise KDError(f"--class must be a digit, 0-9. Got {label}")
-    if guidance is not None and not (guidance >= 0 and math.isfinite(guidance)):
-        raise KDError(f"--guidance must be >= 0 (and finite). Got {guidance}")
     if animate is not None and not animate.lower().endswith(".gif"):
         raise KDError(f"--animate {animate!r} must end in .gif.")
-    _check_classifier_flags(classifier, classifier_scale)
     _run(sample_images, model=model, sampler=sampler, num_steps=steps,
          num_images=num, seed=seed, out=out, eta=eta, label=label,
          guidance=guidance, animate=animate, classifier=classifier,
@@ -270,12 +306,13 @@ def sample(model, sampler, steps, eta, num, label, guidance, seed, out, animate,
               help="Class-conditional models (or with --classifier): sample "
                    "only this digit (default: every digit in turn).")
 @click.option("--guidance", type=float, default=None,
-              help="Class-conditional models: guidance weight, >= 0 (default 4).")
+              help="Class-conditional models: guidance weight, 0 to 20 (default 4).")
 @click.option("--classifier", default=None, help=CLASSIFIER_HELP)
 @click.option("--classifier-scale", type=float, default=None,
               help=CLASSIFIER_SCALE_HELP)
 @click.option("--json", "as_json", is_flag=True,
               help="Print the results as one JSON object.")
+@_computes
 def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
              classifier, classifier_scale, as_json):
     """Score samples with the shipped MNIST evaluator (see docs/evaluation.md).
@@ -305,9 +342,6 @@ def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
         if given:
             raise KDError(f"{', '.join(given)} apply only with --model, not "
                           "with --samples.")
-    if label is not None and not 0 <= label <= 9:
-        raise KDError(f"--class must be a digit, 0-9. Got {label}")
-    _check_classifier_flags(classifier, classifier_scale)
     result = _run(evaluate_samples, model=model, samples=samples, sampler=sampler,
                   num_steps=steps, num_images=num, seed=seed, data=data,
                   progress=not as_json, label=label, guidance=guidance,
@@ -341,15 +375,56 @@ def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
 
 
 @cli.command()
+@click.option("--model", default="cfg", show_default=True,
+              help="Shipped model name (see `kd info`), .keras path, preset "
+                   "directory, or hf:// or kaggle:// handle.")
+@click.option("--format", "export_format",
+              type=click.Choice(("onnx", "tf_saved_model", "litert")),
+              default="onnx", show_default=True,
+              help="onnx (any backend), tf_saved_model (tensorflow, jax) or "
+                   "litert (tensorflow).")
+@click.option("--out", "out_dir", type=click.Path(), required=True,
+              help="Directory to write (an export there is replaced).")
+@click.option("--sampler", type=click.Choice(("ddim", "euler", "heun")),
+              default=None, help="ddim for a diffusion model, euler or heun "
+                                 "for a flow (default: ddim, or euler for a flow).")
+@click.option("--steps", type=int, default=None, callback=_positive,
+              help="Sampling steps (default: 50 for ddim, 16 for euler, 8 for heun).")
+@click.option("--batch-size", type=int, default=16, show_default=True,
+              callback=_positive, help="The exported graphs' batch size.")
+@_computes
+def export(model, export_format, out_dir, sampler, steps, batch_size):
+    """Export a model to sample without Keras (see docs/sharing.md).
+
+    Writes OUT/denoiser.onnx (the network at one sampling step, with the
+    class and guidance inputs of a class-conditional model), OUT/decoder.onnx
+    for a latent model (its VAE decoder) and OUT/sampler.json (the sampler's
+    steps and coefficients). `python examples/sample_onnx.py OUT` samples
+    from an ONNX export with NumPy and onnxruntime only.
+    """
+    from keras_diffusion.export import ExportError
+    from keras_diffusion.export import export_model
+
+    try:
+        _run(export_model, model, out_dir, format=export_format, sampler=sampler,
+             num_steps=steps, batch_size=batch_size)
+    except ExportError as error:
+        raise click.ClickException(_one_line(error)) from None
+    click.echo(f"Wrote {out_dir}")
+
+
+@cli.command()
+@_computes
 def info():
     """Show the version, the active backend and the shipped models."""
     import keras
 
     from keras_diffusion import __version__
     from keras_diffusion.pretrained import PRETRAINED
-    from keras_diffusion.pretrained import available_models
-
     from keras_diffusion.pretrained import WEIGHTS_DIR
+    from keras_diffusion.pretrained import available_models
+    from keras_diffusion.pretrained import shipped_preset_dir
+    from keras_diffusion.presets import read_metadata
 
     backend = keras.backend.backend()
     source = ("from KERAS_BACKEND" if os.environ.get("KERAS_BACKEND") else
@@ -359,14 +434,27 @@ def info():
     click.echo(f"keras {keras.__version__}, backend {backend} ({source})")
     click.echo(f"{backend} {backend_version}, devices: {devices}")
     click.echo(f"python {sys.version.split()[0]}")
-    click.echo(f"shipped models (in {WEIGHTS_DIR}):")
+    click.echo(f"shipped presets (in {WEIGHTS_DIR}):")
     present = set(available_models())
     width = max(len(name) for name in PRETRAINED)
-    for name, (filename, description) in PRETRAINED.items():
-        size = "missing"
-        if name in present:
-            size = f"{os.path.getsize(os.path.join(WEIGHTS_DIR, filename)) / 2**20:.1f} MiB"
-        click.echo(f"  {name:<{width}} {size:>9}  {description}")
+    for name, (_, description) in PRETRAINED.items():
+        if name not in present:
+            click.echo(f"  {name:<{width}} {'missing':>9}  {description}")
+            continue
+        directory = shipped_preset_dir(name)
+        size = sum(os.path.getsize(os.path.join(directory, filename))
+                   for filename in os.listdir(directory)) / 2**20
+        click.echo(f"  {name:<{width}} {size:>5.1f} MiB  {description}")
+        metadata = read_metadata(directory)
+        details = [f"{metadata['parameter_count']:,} parameters"
+                   if "parameter_count" in metadata else None,
+                   f"saved {metadata['date_saved']}" if "date_saved" in metadata
+                   else None,
+                   f"keras {metadata['keras_version']}"
+                   if "keras_version" in metadata else None]
+        details = ", ".join(detail for detail in details if detail)
+        if details:
+            click.echo(f"  {'':<{width}} {'':>9}  {details}")
 
 
 def _backend_details(backend):
