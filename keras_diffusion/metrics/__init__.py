@@ -1,6 +1,9 @@
 """Metrics: the Fréchet distance and the shipped MNIST evaluator."""
 
 from keras_diffusion.metrics.evaluator import Evaluator
+from keras_diffusion.metrics.frechet_distance import feature_statistics
 from keras_diffusion.metrics.frechet_distance import frechet_distance
+from keras_diffusion.metrics.frechet_distance import frechet_distance_from_statistics
 
-__all__ = ["Evaluator", "frechet_distance"]
+__all__ = ["Evaluator", "feature_statistics", "frechet_distance",
+           "frechet_distance_from_statistics"]

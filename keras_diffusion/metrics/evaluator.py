@@ -170,7 +170,9 @@ class Evaluator:
 
 def _check_images(images, image_shape):
     images = np.asarray(images, dtype="float32")
-    if images.ndim == len(image_shape) - 1 and image_shape[-1] == 1:
+    if images.ndim == len(image_shape) and image_shape[-1] == 1 and (
+        images.shape[1:] == tuple(image_shape[:-1])
+    ):
         images = images[..., None]
     if images.ndim != len(image_shape) + 1 or images.shape[1:] != tuple(image_shape):
         raise ValueError(

@@ -36,8 +36,54 @@ def frechet_distance(features_a, features_b):
             "Both sets of features must have the same dimension. Got "
             f"{features_a.shape[1]} and {features_b.shape[1]}."
         )
-    mean_a, cov_a = _moments(features_a)
-    mean_b, cov_b = _moments(features_b)
+    return frechet_distance_from_statistics(_moments(features_a),
+                                            _moments(features_b))
+
+
+def feature_statistics(features):
+    """The mean and covariance of a set of features, in float64.
+
+    They are all the Fréchet distance needs of a set, so a fixed reference
+    (such as real images scored once) can be summarized once and compared
+    with many sets by `frechet_distance_from_statistics`.
+
+    Args:
+        features: array `(num, dim)`, one feature vector per sample
+            (`num >= 2`).
+
+    Returns:
+        `(mean, covariance)`: float64 arrays `(dim,)` and `(dim, dim)`.
+
+    Example:
+    >>> reference = feature_statistics(evaluator.features(real_images))
+    >>> frechet_distance_from_statistics(
+    ...     feature_statistics(evaluator.features(samples)), reference)
+    """
+    return _moments(_check_features(features, "features"))
+
+
+def frechet_distance_from_statistics(statistics_a, statistics_b):
+    """The Fréchet distance of `frechet_distance`, from each set's
+    `(mean, covariance)` (as `feature_statistics` returns them).
+
+    `frechet_distance(a, b)` is exactly
+    `frechet_distance_from_statistics(feature_statistics(a),
+    feature_statistics(b))`.
+
+    Args:
+        statistics_a: `(mean (dim,), covariance (dim, dim))`.
+        statistics_b: the same, for the other set.
+
+    Returns:
+        A non-negative Python float.
+    """
+    mean_a, cov_a = _check_statistics(statistics_a, "statistics_a")
+    mean_b, cov_b = _check_statistics(statistics_b, "statistics_b")
+    if len(mean_a) != len(mean_b):
+        raise ValueError(
+            "Both sets of statistics must have the same dimension. Got "
+            f"{len(mean_a)} and {len(mean_b)}."
+        )
 
     eigenvalues, eigenvectors = np.linalg.eigh(cov_a)
     sqrt_a = (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
@@ -74,3 +120,23 @@ def _moments(features):
     return features.mean(axis=0), np.cov(features, rowvar=False).reshape(
         features.shape[1], features.shape[1]
     )
+
+
+def _check_statistics(statistics, name):
+    try:
+        mean, cov = statistics
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be a pair `(mean, covariance)`, as "
+            "`feature_statistics` returns it."
+        ) from None
+    mean = np.asarray(mean, dtype="float64")
+    cov = np.asarray(cov, dtype="float64")
+    if mean.ndim != 1 or cov.shape != (len(mean), len(mean)):
+        raise ValueError(
+            f"`{name}` must be a mean `(dim,)` and a covariance `(dim, dim)`. "
+            f"Got shapes {mean.shape} and {cov.shape}"
+        )
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+        raise ValueError(f"`{name}` holds NaN or infinite values.")
+    return mean, cov
