@@ -10,7 +10,9 @@ docs/evaluation.md), `OUT/log.csv` (Keras' `CSVLogger`, with the latest
         --label "ddpm (new recipe)" --out runs/ttq/ddpm-new
 
 `--minutes M` stops once training has used M CPU-minutes (evaluations not
-counted). Then draw several runs (say, one at the commit of the old recipe
+counted). `--set KEY=VALUE` (repeatable) changes a recipe setting for the
+run, such as `--set learning_rate=2e-4 --set network.widths=[32,64,96]`,
+to train the earlier version of a recipe beside the current one. Then draw several runs (say, one at the commit of the old recipe
 and one of the new) on one plot, with the real-vs-real floor:
 
     python benchmarks/time_to_quality.py --plot runs/ttq/ddpm-old/fid.csv \\
@@ -24,6 +26,7 @@ JAX data-parallel over one CPU device per core.
 """
 
 import argparse
+import copy
 import csv
 import json
 import math
@@ -56,7 +59,12 @@ def train(args):
     from keras_diffusion.recipes import is_conditional
     from keras_diffusion.recipes import needs_vae
 
-    recipe = get_recipe(args.recipe)
+    recipe = with_overrides(get_recipe(args.recipe), args.set)
+    if args.set:
+        # This process only: `build_model` reads the recipe by name.
+        from keras_diffusion import recipes
+
+        recipes.RECIPES[args.recipe] = recipe
     if recipe["model"] in ("vae", "classifier", "reflow"):
         raise SystemExit(f"Recipe {args.recipe!r} draws no samples to score; "
                          "choose a diffusion or flow recipe such as ddpm.")
@@ -102,7 +110,7 @@ def train(args):
 
     run = {
         "label": args.label or os.path.basename(os.path.abspath(args.out)),
-        "recipe": args.recipe, "backend": keras.backend.backend(),
+        "recipe": args.recipe, "overrides": args.set or [], "backend": keras.backend.backend(),
         "devices": replicas.num_replicas if replicas else 1,
         "steps": max_steps, "minutes": args.minutes, "batch_size": batch_size,
         "learning_rate": args.learning_rate or recipe.get("learning_rate"),
@@ -139,6 +147,26 @@ def stop_after(fid, max_steps, minutes=None):
                 self.model.stop_training = True
 
     return Stop()
+
+
+def with_overrides(recipe, settings):
+    """A copy of `recipe` with `KEY=VALUE` settings (`VALUE` as JSON, else
+    a string; `network.widths=[32,64]` sets a key of the network)."""
+    recipe = copy.deepcopy(recipe)
+    for setting in settings or ():
+        key, sep, value = setting.partition("=")
+        if not sep:
+            raise SystemExit(f"--set takes KEY=VALUE; got {setting!r}")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        *parents, name = key.split(".")
+        target = recipe
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[name] = tuple(value) if isinstance(value, list) else value
+    return recipe
 
 
 def plot(args):
@@ -229,6 +257,10 @@ def main():
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--vae", help="trained VAE, for latent recipes")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="change a recipe setting for this run (repeat; "
+                        "JSON values; network.KEY for the network), e.g. to "
+                        "train an earlier version of a recipe")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, default=2)
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
