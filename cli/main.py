@@ -170,6 +170,12 @@ def cli(verbose):
                    "(default: the recipe's, 20000).")
 @click.option("--pair-steps", type=int, default=None, callback=_positive,
               help="For reflow: Euler steps of Flow-1 per pair (default 100).")
+@click.option("--eval-every", type=int, default=None, callback=_positive,
+              help="Every N optimizer steps, sample --eval-images images and "
+                   "log their FID (OUT/fid.csv, and the latest in log.csv); "
+                   "diffusion and flow kinds.")
+@click.option("--eval-images", type=int, default=256, show_default=True,
+              callback=_positive, help="Images per FID evaluation (>= 2).")
 @click.option("--overwrite", is_flag=True,
               help="Start over: discard an earlier run in --out (its backup, "
                    "log and finished model). Without it, a rerun resumes, or "
@@ -180,7 +186,8 @@ def cli(verbose):
                    "global batch (see docs/distributed.md).")
 @_computes
 def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, seed,
-          vae, flow, num_pairs, pair_steps, overwrite, distribute):
+          vae, flow, num_pairs, pair_steps, eval_every, eval_images, overwrite,
+          distribute):
     """Train a model of KIND on MNIST; rerun the same command to resume.
 
     A rerun after a crash, Ctrl-C or kill resumes from the last backup
@@ -204,7 +211,7 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
         raise KDError(f"--distribute does not apply to `kd train {kind}`; it "
                       "trains the diffusion, flow and VAE kinds.")
     reflow_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps}
-    other_only = {"--data": data, "--vae": vae}
+    other_only = {"--data": data, "--vae": vae, "--eval-every": eval_every}
     given = _given(other_only if kind == "reflow" else reflow_only)
     if given:
         raise KDError(
@@ -223,10 +230,11 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
     if kind == "evaluator":
         from keras_diffusion.evaluator_training import train_evaluator
 
-        if max_steps is not None or overwrite:
-            raise KDError(f"{'--max-steps' if max_steps else '--overwrite'} does "
-                          "not apply to `kd train evaluator`, which trains for "
-                          "--epochs and replaces its model.")
+        given = _given({"--max-steps": max_steps, "--eval-every": eval_every,
+                        "--overwrite": overwrite or None})
+        if given:
+            raise KDError(f"{given} not used by `kd train evaluator`, which "
+                          "trains for --epochs and replaces its model.")
         path = _run(train_evaluator, data=data, epochs=epochs,
                     batch_size=batch_size, out_dir=out_dir, seed=seed,
                     learning_rate=learning_rate)
@@ -235,7 +243,8 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
     path = _run(train_model, kind, data=data, epochs=epochs, max_steps=max_steps,
                 batch_size=batch_size, out_dir=out_dir, seed=seed,
                 learning_rate=learning_rate, vae=vae,
-                distribute=True if distribute else None, overwrite=overwrite)
+                distribute=True if distribute else None, overwrite=overwrite,
+                eval_every=eval_every, eval_images=eval_images)
     click.echo(f"Saved {path}")
 
 

@@ -10,9 +10,11 @@ import shutil
 import keras
 import numpy as np
 
+from keras_diffusion.callbacks import FIDCallback
 from keras_diffusion.data import check_mnist
 from keras_diffusion.data import describe_data
 from keras_diffusion.data import load_images
+from keras_diffusion.data import load_mnist
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
 from keras_diffusion.distribution import cpu_data_parallel
@@ -40,6 +42,8 @@ from keras_diffusion.viz import save_image_grid
 # Optimizer steps between backups: a rerun after a crash or Ctrl-C loses at
 # most this many (there is a backup at every epoch's end too).
 BACKUP_EVERY = 10
+# Images sampled and scored per FID evaluation of `train(eval_every=...)`.
+EVAL_IMAGES = 256
 
 
 class TrainingError(RuntimeError):
@@ -48,7 +52,8 @@ class TrainingError(RuntimeError):
 
 def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
           out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1,
-          vae=None, distribute=None, overwrite=False, backup_every=BACKUP_EVERY):
+          vae=None, distribute=None, overwrite=False, backup_every=BACKUP_EVERY,
+          eval_every=None, eval_images=EVAL_IMAGES):
     """Trains the default model of `kind` on MNIST and saves it.
 
     Writes to `out_dir` (default `runs/<kind>/`): `<kind>.keras` (the final
@@ -96,6 +101,12 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
             finished model of an earlier run in `out_dir` (the model is
             replaced only when the new one is saved).
         backup_every: int >= 1, optimizer steps between backups.
+        eval_every: int >= 1 or `None`: every this many optimizer steps,
+            sample `eval_images` images and write their FID against as many
+            test images of `data` to `out_dir/fid.csv`, and the latest into
+            `log.csv` (`keras_diffusion.callbacks.FIDCallback`; the
+            diffusion and flow kinds only).
+        eval_images: int >= 2, images per FID evaluation.
 
     Returns:
         The path of the saved `.keras` model.
@@ -116,12 +127,12 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
                       "on it alone.")
         return _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
                       learning_rate, sample_every, verbose, vae, replicas,
-                      overwrite, backup_every)
+                      overwrite, backup_every, eval_every, eval_images)
 
 
 def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
            learning_rate, sample_every, verbose, vae, replicas, overwrite,
-           backup_every):
+           backup_every, eval_every, eval_images):
     """`train`, inside the distribution (`replicas`) if there is one."""
     recipe = get_recipe(kind)
     if recipe["model"] == "reflow":
@@ -142,7 +153,24 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
     if verbose:
         print(f"Data: {describe_data(loaded)}")
     plan = _epoch_plan(len(images), batch_size, epochs, max_steps)
+    if eval_every is not None:
+        if recipe["model"] in ("vae", "classifier"):
+            raise ValueError(f"`eval_every` (FID while training) applies to the "
+                             f"diffusion and flow kinds, not to {kind!r}.")
+        eval_every = check_int("eval_every", eval_every)
+        eval_images = check_int("eval_images", eval_images, minimum=2)
+        test_images, _ = load_mnist(data, "test")
     out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
+    callbacks = []
+    if eval_every is not None:
+        # FID against the first `eval_images` test images.
+        callbacks.append(FIDCallback(
+            reference_images=test_images[:eval_images], every_steps=eval_every,
+            num_images=eval_images, seed=seed, append=True,
+            # Every process samples (with several hosts the model's
+            # variables involve them all); process 0 writes.
+            log_path=(os.path.join(out_dir, "fid.csv")
+                      if replicas is None or replicas.process_id == 0 else None)))
     with _lock(out_dir, replicas):
         complete, model = _earlier_run(out_dir, kind, plan, overwrite, verbose)
         if complete:
@@ -167,7 +195,7 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
                              learning_rate=learning_rate,
                              sample_every=sample_every, seed=seed, verbose=verbose,
                              images=images, replicas=replicas,
-                             backup_every=backup_every)
+                             backup_every=backup_every, callbacks=callbacks)
 
 
 def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
@@ -311,7 +339,7 @@ def _earlier_run(out_dir, name, plan, overwrite, verbose):
     backup_dir = os.path.join(out_dir, "backup")
     if overwrite:
         shutil.rmtree(backup_dir, ignore_errors=True)
-        for leftover in ("log.csv",):
+        for leftover in ("log.csv", "fid.csv"):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(os.path.join(out_dir, leftover))
         return False, None
@@ -346,7 +374,7 @@ def _earlier_run(out_dir, name, plan, overwrite, verbose):
 
 def _fit_and_save(model, dataset, out_dir, name, plan, learning_rate=None,
                   sample_every=1, seed=0, verbose=1, images=None, replicas=None,
-                  backup_every=BACKUP_EVERY):
+                  backup_every=BACKUP_EVERY, callbacks=()):
     """Fits with resume, logging and sample grids; saves `<name>.keras`.
 
     Trains until the optimizer has made `plan.total_steps` steps in all, so
@@ -366,6 +394,7 @@ def _fit_and_save(model, dataset, out_dir, name, plan, learning_rate=None,
         keras.callbacks.TerminateOnNaN(raise_error=True),
         Backup(backup_dir, save_freq=backup_every),
         StepLimit(plan.total_steps, verbose=verbose),
+        *callbacks,  # before the CSVLogger, which logs what they add
     ]
     if chief:
         # Appends across reruns (only `overwrite` removes the log).

@@ -63,3 +63,28 @@ def randomize(model, scale=0.2, seed=0):
     for variable in model.trainable_variables:
         value = keras.ops.convert_to_numpy(variable)
         variable.assign(value + rng.normal(0, scale, value.shape).astype("float32"))
+
+
+@pytest.fixture
+def quick_train(monkeypatch):
+    """`training.train` of the ddpm recipe, eager under TensorFlow (tracing
+    costs TF ~20 s and is not under test here;
+    test_resume::test_killed_training_resumes_from_its_last_step trains
+    compiled), no sample grids."""
+    from keras_diffusion import training
+
+    real_build = training.build_model
+
+    def build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        model.run_eagerly = keras.backend.backend() == "tensorflow"
+        return model
+
+    monkeypatch.setattr(training, "build_model", build)
+
+    def train(data, out, **kwargs):
+        return training.train("ddpm", data=str(data), batch_size=16,
+                              out_dir=str(out), sample_every=0, verbose=1,
+                              **kwargs)
+
+    return train

@@ -254,3 +254,22 @@ def test_rejects_a_model_it_cannot_sample(reference, evaluator):
     callback.set_model(keras.Sequential([keras.layers.Dense(1)]))
     with pytest.raises(ValueError, match="DDPM"):
         callback.on_train_begin()
+
+
+def test_kd_train_eval_every_logs_fid(mnist_dir, tmp_path, quick_train):
+    """`train(eval_every=N)` (`kd train --eval-every N`): FID rows every N
+    steps in OUT/fid.csv, the latest in log.csv; a continued run appends."""
+    out = tmp_path / "run"
+    quick_train(mnist_dir, out, max_steps=4, eval_every=2, eval_images=8)
+    with open(out / "fid.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(row["step"]) for row in rows] == [2, 4]
+    assert all(np.isfinite(float(row["fid"])) and float(row["fid_seconds"]) > 0
+               for row in rows)
+    with open(out / "log.csv") as f:
+        [logged] = list(csv.DictReader(f))
+    assert float(logged["fid"]) == float(rows[-1]["fid"])
+
+    quick_train(mnist_dir, out, max_steps=6, eval_every=2, eval_images=8)
+    with open(out / "fid.csv") as f:
+        assert [int(row["step"]) for row in csv.DictReader(f)] == [2, 4, 6]

@@ -68,30 +68,6 @@ def test_killed_training_resumes_from_its_last_step(mnist_dir, tmp_path):
     assert rows[0].startswith("epoch,") and len(rows) == 2, rows
 
 
-@pytest.fixture
-def quick_train(monkeypatch):
-    """`training.train` of the ddpm recipe, eager under TensorFlow (tracing
-    costs TF ~20 s and is not under test here; test_killed_... trains
-    compiled), no sample grids."""
-    from keras_diffusion import training
-
-    real_build = training.build_model
-
-    def build(*args, **kwargs):
-        model = real_build(*args, **kwargs)
-        model.run_eagerly = keras.backend.backend() == "tensorflow"
-        return model
-
-    monkeypatch.setattr(training, "build_model", build)
-
-    def train(data, out, **kwargs):
-        return training.train("ddpm", data=str(data), batch_size=16,
-                              out_dir=str(out), sample_every=0, verbose=1,
-                              **kwargs)
-
-    return train
-
-
 def test_rerun_of_finished_run_is_complete_continues_or_starts_over(
         mnist_dir, tmp_path, quick_train, capsys):
     out = tmp_path / "run"

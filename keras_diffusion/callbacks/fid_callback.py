@@ -8,6 +8,7 @@ import time
 import keras
 import numpy as np
 
+from keras_diffusion.guidance import check_guidance
 from keras_diffusion.metrics import Evaluator
 from keras_diffusion.metrics import feature_statistics
 from keras_diffusion.metrics import frechet_distance_from_statistics
@@ -113,8 +114,7 @@ class FIDCallback(keras.callbacks.Callback):
         self.batch_size = _positive_int("batch_size", batch_size)
         if num_steps is not None:
             num_steps = _positive_int("num_steps", num_steps)
-        if guidance is not None and not (guidance >= 0 and math.isfinite(guidance)):
-            raise ValueError(f"`guidance` must be >= 0 (and finite). Got {guidance}")
+        check_guidance(guidance)
         if not 0 <= int(seed) < 2**32:
             raise ValueError(f"`seed` must be in 0 to {2**32 - 1}. Got {seed}")
         self.sampler = sampler
