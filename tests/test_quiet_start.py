@@ -30,18 +30,23 @@ def model_file(tmp_path_factory):
     return str(path)
 
 
+def _python(*args):
+    """Runs `python ARGS` without the log variables; returns its stderr."""
+    result = subprocess.run([sys.executable, *args], env=_env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stderr
+
+
 def _kd_sample(model_file, tmp_path, *flags):
-    return subprocess.run(
-        [sys.executable, "-m", "keras_diffusion_cli.main", *flags, "sample",
-         "--model", model_file, "--num", "2", "--steps", "2",
-         "--out", str(tmp_path / "x.png")],
-        env=_env(), capture_output=True, text=True, timeout=300)
+    return _python("-m", "keras_diffusion_cli.main", *flags, "sample", "--model",
+                   model_file, "--num", "2", "--steps", "2",
+                   "--out", str(tmp_path / "x.png"))
 
 
 def test_kd_sample_prints_no_start_up_lines(model_file, tmp_path):
-    result = _kd_sample(model_file, tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert not START_UP_LINE.search(result.stderr), result.stderr[-2000:]
+    stderr = _kd_sample(model_file, tmp_path)
+    assert not START_UP_LINE.search(stderr), stderr[-2000:]
 
 
 def test_import_keras_diffusion_prints_no_start_up_lines():
@@ -52,19 +57,16 @@ def test_import_keras_diffusion_prints_no_start_up_lines():
             "assert importlib.util.find_spec('tensorflow')\n"
             "import tensorflow as tf\n"
             "print(tf.ones((2,)))\n")
-    result = subprocess.run([sys.executable, "-c", code], env=_env(),
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert not START_UP_LINE.search(result.stderr), result.stderr[-2000:]
+    stderr = _python("-c", code)
+    assert not START_UP_LINE.search(stderr), stderr[-2000:]
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="only TensorFlow prints start-up lines")
 def test_verbose_shows_them(model_file, tmp_path):
     """The lines exist, and the filter is what hides them."""
-    result = _kd_sample(model_file, tmp_path, "--verbose")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert START_UP_LINE.search(result.stderr), result.stderr[-2000:]
+    stderr = _kd_sample(model_file, tmp_path, "--verbose")
+    assert START_UP_LINE.search(stderr), stderr[-2000:]
 
 
 def test_other_stderr_output_of_the_import_is_kept():
@@ -75,7 +77,4 @@ def test_other_stderr_output_of_the_import_is_kept():
             "with start_up_lines_filtered():\n"
             "    os.write(2, b'I0000 00:00:17.5 port.cc:153] noise\\n')\n"
             "    os.write(2, b'a real error\\n')\n")
-    result = subprocess.run([sys.executable, "-c", code], env=_env(),
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == "a real error\n", result.stderr
+    assert _python("-c", code) == "a real error\n"
