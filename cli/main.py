@@ -219,12 +219,13 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
             "from --from." if kind == "reflow" else
             f"{given} only for `kd train reflow`, not for {kind!r}."
         )
+    # `train` and `train_reflow` say what they did (resumed, saved or
+    # found the run complete).
     if kind == "reflow":
-        path = _run(train_reflow, flow, num_pairs=num_pairs, epochs=epochs,
-                    max_steps=max_steps, batch_size=batch_size, out_dir=out_dir,
-                    seed=seed, learning_rate=learning_rate, pair_steps=pair_steps,
-                    overwrite=overwrite)
-        click.echo(f"Saved {path}")
+        _run(train_reflow, flow, num_pairs=num_pairs, epochs=epochs,
+             max_steps=max_steps, batch_size=batch_size, out_dir=out_dir,
+             seed=seed, learning_rate=learning_rate, pair_steps=pair_steps,
+             overwrite=overwrite)
         return
 
     if kind == "evaluator":
@@ -240,12 +241,11 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
                     learning_rate=learning_rate)
         click.echo(f"Saved {path}")
         return
-    path = _run(train_model, kind, data=data, epochs=epochs, max_steps=max_steps,
-                batch_size=batch_size, out_dir=out_dir, seed=seed,
-                learning_rate=learning_rate, vae=vae,
-                distribute=True if distribute else None, overwrite=overwrite,
-                eval_every=eval_every, eval_images=eval_images)
-    click.echo(f"Saved {path}")
+    _run(train_model, kind, data=data, epochs=epochs, max_steps=max_steps,
+         batch_size=batch_size, out_dir=out_dir, seed=seed,
+         learning_rate=learning_rate, vae=vae,
+         distribute=True if distribute else None, overwrite=overwrite,
+         eval_every=eval_every, eval_images=eval_images)
 
 
 @cli.command()

@@ -436,6 +436,8 @@ def _fit_and_save(model, dataset, out_dir, name, plan, learning_rate=None,
     if chief:
         with atomic_path(model_path) as tmp:
             model.save(tmp)
+        if verbose:
+            print(f"Saved {model_path}")
     if replicas is not None and replicas.num_processes > 1:
         # The other hosts may read the model next (a latent kind's VAE).
         from jax.experimental import multihost_utils
