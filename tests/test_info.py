@@ -1,5 +1,5 @@
 """`kd info`: version, active backend (and where it came from), devices and
-the shipped weights."""
+the shipped presets with their metadata."""
 
 import keras
 from click.testing import CliRunner
@@ -22,5 +22,8 @@ def test_info_shows_version_backend_devices_and_weights(monkeypatch):
     present = set(available_models())
     assert present, "no shipped weights in this install"
     for name in PRETRAINED:
-        (line,) = [line for line in lines if line.split()[:1] == [name]]
-        assert ("MiB" in line) == (name in present), line
+        (index,) = [i for i, line in enumerate(lines) if line.split()[:1] == [name]]
+        assert ("MiB" in lines[index]) == (name in present), lines[index]
+        if name in present:  # the preset's metadata, on the next line
+            details = lines[index + 1]
+            assert "parameters, saved " in details and ", keras 3." in details

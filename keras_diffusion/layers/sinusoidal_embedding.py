@@ -49,7 +49,9 @@ class SinusoidalEmbedding(keras.layers.Layer):
     def call(self, times):
         times = ops.reshape(ops.cast(times, self.compute_dtype), (-1, 1))
         half = self.dim // 2
-        exponents = ops.arange(half, dtype="float32") / half
+        # `arange(0, half)`, not `arange(half)`: jax2onnx (kd export under
+        # JAX) converts only the form with both ends.
+        exponents = ops.arange(0, half, dtype="float32") / half
         frequencies = ops.exp(-math.log(self.max_period) * exponents)
         angles = self.scale * times * ops.cast(frequencies[None, :], times.dtype)
         return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)

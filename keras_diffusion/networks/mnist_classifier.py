@@ -1,8 +1,10 @@
 import keras
 
+from keras_diffusion.presets import PresetMixin
+
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
-class MNISTClassifier(keras.Model):
+class MNISTClassifier(PresetMixin, keras.Model):
     """A small CNN that classifies digits and exposes its penultimate features.
 
     Each entry of `widths` adds a stage `Conv3x3 -> BatchNorm -> ReLU` twice,

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import shutil
 import tempfile
 
 
@@ -29,6 +30,44 @@ def atomic_path(path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yields a new empty directory beside `path`; it becomes `path` on success.
+
+    For outputs made of several files (a preset, an export): the body fills
+    the temporary directory, which then replaces `path` (an existing
+    directory there is moved aside first and removed after). If the body
+    raises, the temporary directory is removed and `path` is untouched, so
+    a crash never leaves a partial directory where a good one was.
+
+    Example:
+    >>> with atomic_directory("runs/cfg/preset") as tmp:
+    ...     write_files(tmp)
+    """
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.split(path)
+    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{name}.")
+    umask = os.umask(0)
+    os.umask(umask)
+    old = None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700: the usual mode
+        if os.path.isdir(path):
+            old = tempfile.mkdtemp(dir=parent, prefix=f".{name}.old.")
+            os.replace(path, os.path.join(old, name))
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old is not None:  # put the old directory back
+                os.replace(os.path.join(old, name), path)
+            raise
+    finally:
+        for leftover in (tmp, old):
+            if leftover is not None and os.path.exists(leftover):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def check_writable_dir(directory, create=True):
