@@ -4,9 +4,12 @@
         --settings ddpm:1000 ddim:10 ddim:20 ddim:50 ddim:100 [--num 1000]
     python benchmarks/sampler_table.py --model cfg --data PATH \
         --settings ddim:50 --guidance 0 1 2 4 8
+    python benchmarks/sampler_table.py --model ddpm --data PATH \
+        --settings ddim:50 dpm:5 dpm:10 dpm:20
 
-For each setting (`sampler:steps`, and each guidance weight for a
-class-conditional model, whose samples cycle through the ten classes), it
+For each setting (`sampler:steps` with any sampler the model takes, such
+as `ddim:50` or `dpm:10`, and each guidance weight for a class-conditional
+model, whose samples cycle through the ten classes), it
 samples `--num` images with the same seed, times the sampling, scores the
 images with the shipped evaluator (`kd evaluate`'s figures: FID against
 `--num` MNIST test images, the real-vs-real floor at that count, the

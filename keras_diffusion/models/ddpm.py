@@ -7,11 +7,12 @@ from keras_diffusion.models.generative_model import GenerativeModel
 from keras_diffusion.models.generative_model import unpack_batch
 from keras_diffusion.samplers import DDIMSampler
 from keras_diffusion.samplers import DDPMSampler
+from keras_diffusion.samplers import DPMSolverSampler
 from keras_diffusion.schedules import as_schedule
 from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = ("ddpm", "ddim", "dpm")
 
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
@@ -41,8 +42,8 @@ class DDPM(GenerativeModel):
     classifier of noisy images (`NoisyClassifier`; Dhariwal & Nichol, 2021):
     `generate(n, labels=7, classifier=classifier, classifier_scale=s)`
     samples with `eps - s * sqrt(1 - alpha_bar_t) * grad_x log p(y | x_t, t)`
-    in place of the predicted noise `eps`, at every step of DDIM or DDPM
-    (see `classifier_model_fn`).
+    in place of the predicted noise `eps`, at every step of DDIM, DDPM or
+    DPM-Solver++ (see `classifier_model_fn`).
 
     Conditioning, guidance, `generate` and saving are shared with
     `RectifiedFlow` through `GenerativeModel`.
@@ -180,10 +181,12 @@ class DDPM(GenerativeModel):
         return scale_loss_for_replicas(ops.mean(ops.square(pred_noises - noises)))
 
     def make_sampler(self, sampler=None, num_steps=None, eta=0.0):
-        """Returns a DDPM or DDIM sampler for this model's schedule.
+        """Returns a DDPM, DDIM or DPM-Solver++(2M) sampler for this model's
+        schedule.
 
-        `sampler=None` means `"ddim"`; `num_steps=None` means T for DDPM and
-        50 for DDIM.
+        `sampler=None` means `"ddim"`; `num_steps=None` means T for DDPM, 50
+        for DDIM and 10 for `"dpm"`. `eta` is DDIM's; DDPM ignores it and
+        the deterministic `"dpm"` refuses a nonzero one.
         """
         sampler = self.default_sampler if sampler is None else sampler
         if sampler == "ddpm":
@@ -191,6 +194,14 @@ class DDPM(GenerativeModel):
         if sampler == "ddim":
             return DDIMSampler(self.schedule, 50 if num_steps is None else num_steps,
                                eta, clip_sample=self.clip_sample)
+        if sampler == "dpm":
+            if eta:
+                raise ValueError(
+                    "`eta` (DDIM's noise) does not apply to the dpm sampler, "
+                    f"which is deterministic. Got eta={eta}"
+                )
+            return DPMSolverSampler(self.schedule, num_steps,
+                                    clip_sample=self.clip_sample)
         raise self._unknown_sampler(
             sampler, "euler and heun sample rectified flows"
         )

@@ -150,7 +150,7 @@ class RectifiedFlow(GenerativeModel):
         sampler = self.default_sampler if sampler is None else sampler
         if sampler not in SAMPLERS:
             raise self._unknown_sampler(
-                sampler, "ddpm and ddim sample diffusion models"
+                sampler, "ddpm, ddim and dpm sample diffusion models"
             )
         if eta:
             raise ValueError(

@@ -9,9 +9,16 @@ def make_step_function(sampler, model_fn, variables, compile=True,
                        with_prediction=False):
     """`(samples, t, t_next, noise, context) -> next samples`, compiled.
 
+    For a multistep sampler (`sampler.multistep`, such as
+    `DPMSolverSampler`) the step also takes and returns the sampler's state
+    (the previous step's prediction):
+    `(samples, t, t_next, noise, context, state) -> (next samples, state)`.
+
     Args:
         sampler: object with `step(model_fn, samples, t, t_next, noise)`
-            (and, for `with_prediction`, `predict_images(samples, output, t)`).
+            (a multistep sampler: `step(..., noise, state)` returning
+            `(next samples, state)`) and, for `with_prediction`,
+            `predict_images(samples, output, t)`.
         model_fn: callable `(samples, t, context) -> prediction`; `context`
             carries per-call tensors such as class labels and the guidance
             weight, so that changing them does not recompile.
@@ -19,10 +26,11 @@ def make_step_function(sampler, model_fn, variables, compile=True,
         compile: bool; `False` steps eagerly (for debugging and benchmarks),
             still without recording gradients.
         with_prediction: bool; the step then returns `(next samples,
-            predicted final samples)`, the prediction made from the step's
-            first network output (DDPM/DDIM: the x_0 estimate; a flow:
-            `x_t + (1 - t) * v`). For trajectories; a separate function, so
-            the plain step computes nothing extra.
+            predicted final samples)` (a multistep sampler: `((next
+            samples, state), predicted final samples)`), the prediction made
+            from the step's first network output (DDPM/DDIM/DPM: the x_0
+            estimate; a flow: `x_t + (1 - t) * v`). For trajectories; a
+            separate function, so the plain step computes nothing extra.
 
     Example:
     >>> step_fn = make_step_function(DDIMSampler(num_steps=50), model_fn,
@@ -30,20 +38,20 @@ def make_step_function(sampler, model_fn, variables, compile=True,
     >>> x = step_fn(x, t, t_next, None, None)
     """
 
-    def step(samples, t, t_next, noise, context):
+    def step(samples, t, t_next, noise, context, *state):
         def network(x, timestep):
             return model_fn(x, timestep, context)
 
-        return sampler.step(network, samples, t, t_next, noise)
+        return sampler.step(network, samples, t, t_next, noise, *state)
 
-    def step_with_prediction(samples, t, t_next, noise, context):
+    def step_with_prediction(samples, t, t_next, noise, context, *state):
         outputs = []
 
         def network(x, timestep):
             outputs.append(model_fn(x, timestep, context))
             return outputs[-1]
 
-        next_samples = sampler.step(network, samples, t, t_next, noise)
+        next_samples = sampler.step(network, samples, t, t_next, noise, *state)
         return next_samples, sampler.predict_images(samples, outputs[0], t)
 
     fn = step_with_prediction if with_prediction else step
@@ -60,7 +68,10 @@ def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
     samples under every backend.
 
     Args:
-        sampler: object with `timesteps()` and `needs_noise`.
+        sampler: object with `timesteps()` and `needs_noise`; a multistep
+            sampler (`multistep = True`) also has `initial_state(samples)`,
+            whose value is passed to the first step, and each step's
+            returned state to the next.
         step_fn: from `make_step_function`.
         initial_noise: NumPy array, the starting samples.
         seed: int, seeds the per-step noise.
@@ -88,17 +99,24 @@ def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
     bar = progress
     if progress is True:
         bar = keras.utils.Progbar(len(pairs), unit_name="step")
+    multistep = getattr(sampler, "multistep", False)
+    state = sampler.initial_state(samples) if multistep else None
     for index, (t, t_next) in enumerate(pairs):
         noise = None
         if sampler.needs_noise:
             noise = keras.ops.convert_to_tensor(
                 rng.standard_normal(initial_noise.shape).astype("float32")
             )
-        samples = step_fn(samples, _scalar(t), _scalar(t_next), noise, context)
+        args = (samples, _scalar(t), _scalar(t_next), noise, context)
+        outputs = step_fn(*args, state) if multistep else step_fn(*args)
         if record is not None:
-            samples, prediction = samples
+            outputs, prediction = outputs
             if index in record:
                 predictions.append(keras.ops.convert_to_numpy(prediction))
+        if multistep:
+            samples, state = outputs
+        else:
+            samples = outputs
         if bar:
             bar.add(1)
     samples = keras.ops.convert_to_numpy(samples)

@@ -1,0 +1,115 @@
+"""FID of DPM-Solver++(2M) under several timestep spacings, at equal steps.
+
+    python benchmarks/dpm_spacing.py --model ddpm --data PATH --steps 10 \
+        [--spacings shipped diffusers to-zero lambda] [--num 1000]
+
+Each spacing is a `DPMSolverSampler` whose `timesteps()` is replaced; the
+update and its coefficients are the shipped ones. `--num` images are
+sampled from the same noise as `model.generate(num, seed=0)` (a
+class-conditional model: classes cycling 0-9, guidance `--guidance`) and
+scored by the shipped evaluator, one Markdown row per spacing:
+
+- `shipped`: `DPMSolverSampler.timesteps()`: even in `t` from `T - 1`, the
+  last start at `(T - 1) / (2 n - 1)`, then the clean data;
+- `diffusers`: diffusers' "linspace" (`np.linspace(0, T - 1, n + 1)`, reversed,
+  without its 0): the last start at about `T / n`, then the clean data;
+- `to-zero`: DDIM's spacing here (`np.linspace(T - 1, 0, n)`), then the
+  clean data (the last step only removes the noise left at `t = 0`);
+- `lambda`: even in `lambda_t` from `T - 1` to 0, then the clean data.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+
+def spacing_timesteps(name, num_steps, schedule):
+    """The starts of the steps (the last step then goes to the clean data)."""
+    from keras_diffusion.samplers import DPMSolverSampler
+
+    total = schedule.num_timesteps
+    if name == "shipped":
+        sampler = DPMSolverSampler(schedule, num_steps)
+        return [int(t) for t, _ in sampler.timesteps()]
+    if name == "diffusers":
+        times = np.linspace(0, total - 1, num_steps + 1).round()[::-1][:-1]
+    elif name == "to-zero":
+        times = np.linspace(total - 1, 0, num_steps).round()
+    elif name == "lambda":
+        alpha_bars = schedule.alphas_cumprod
+        lambdas = 0.5 * (np.log(alpha_bars) - np.log1p(-alpha_bars))
+        targets = np.linspace(lambdas[-1], lambdas[0], num_steps)
+        times = np.interp(targets, lambdas[::-1], np.arange(total)[::-1]).round()
+    else:
+        raise ValueError(f"Unknown spacing {name!r}")
+    times = [int(t) for t in times]
+    if len(set(times)) != len(times):
+        raise ValueError(f"{name} spacing repeats a timestep at {num_steps} steps")
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="Shipped name or .keras path.")
+    parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--spacings", nargs="+",
+                        default=["shipped", "diffusers", "to-zero", "lambda"])
+    parser.add_argument("--guidance", type=float, default=4.0)
+    parser.add_argument("--num", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=256)
+    args = parser.parse_args()
+
+    import keras
+
+    import keras_diffusion
+    from keras_diffusion.metrics import Evaluator
+    from keras_diffusion.samplers import DPMSolverSampler
+    from keras_diffusion.samplers import make_step_function
+    from keras_diffusion.samplers import run_sampler
+
+    model = keras_diffusion.load_model(args.model)
+    evaluator = Evaluator.load()
+    floor = evaluator.floor(args.num, args.data)
+    labels = None
+    if getattr(model, "conditional", False):
+        labels = np.arange(args.num) % model.num_classes
+    noise = np.random.default_rng(0).standard_normal(
+        (args.num,) + model.image_shape).astype("float32")
+    print(f"model {args.model}, backend {keras.backend.backend()}, {args.num} "
+          f"samples, {args.steps} steps"
+          + ("" if labels is None else f", guidance {args.guidance}")
+          + f"; floor {floor:.2f}")
+    print("| spacing | step starts | FID | confident | s / 100 images |")
+    print("| --- | --- | --- | --- | --- |")
+    for name in args.spacings:
+        times = spacing_timesteps(name, args.steps, model.schedule)
+
+        class Sampler(DPMSolverSampler):
+            def timesteps(self, times=times):
+                return list(zip(times, times[1:] + [-1]))
+
+        sampler = Sampler(model.schedule, args.steps, clip_sample=model.clip_sample)
+        step_fn = make_step_function(sampler, model._model_fn,
+                                     model.network.variables)
+        start = time.perf_counter()
+        outputs = []
+        for begin in range(0, args.num, args.batch_size):
+            context = None
+            if labels is not None:
+                context = model.sampling_context(labels, args.guidance, begin,
+                                                 args.batch_size)
+            outputs.append(run_sampler(sampler, step_fn,
+                                       noise[begin : begin + args.batch_size],
+                                       progress=False, context=context))
+        seconds = time.perf_counter() - start
+        result = evaluator.evaluate(model.to_images(np.concatenate(outputs)),
+                                    labels=labels, data=args.data)
+        print(f"| {name} | {', '.join(map(str, times))} | {result['fid']:.2f} | "
+              f"{result['confident_rate']:.1%} | {100 * seconds / args.num:.2f} |",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
