@@ -1,5 +1,11 @@
 """keras_diffusion: diffusion and flow models on small images, in Keras 3."""
 
+# First: TensorFlow's C++ start-up lines stay off stderr (see the module).
+from keras_diffusion.utils import quiet_tensorflow as _quiet_tensorflow
+
+_quiet_tensorflow.install()
+
+from keras_diffusion import callbacks
 from keras_diffusion import data
 from keras_diffusion import guidance
 from keras_diffusion import layers
@@ -9,6 +15,7 @@ from keras_diffusion import reflow
 from keras_diffusion import samplers
 from keras_diffusion import schedules
 from keras_diffusion import viz
+from keras_diffusion.export import export_model
 from keras_diffusion.models import DDPM
 from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.models import LatentRectifiedFlow
@@ -18,8 +25,10 @@ from keras_diffusion.networks import TimeConditionedClassifier
 from keras_diffusion.networks import UNet
 from keras_diffusion.pretrained import available_models
 from keras_diffusion.pretrained import load_model
+from keras_diffusion.presets import save_to_preset
 from keras_diffusion.samplers import DDIMSampler
 from keras_diffusion.samplers import DDPMSampler
+from keras_diffusion.samplers import DPMSolverSampler
 from keras_diffusion.samplers import EulerSampler
 from keras_diffusion.samplers import HeunSampler
 from keras_diffusion.schedules import CosineSchedule
@@ -36,11 +45,11 @@ __all__ = [
     # networks
     "TimeConditionedClassifier", "UNet",
     # samplers and schedules
-    "DDIMSampler", "DDPMSampler", "EulerSampler", "HeunSampler",
-    "CosineSchedule", "LinearBetaSchedule",
-    # shipped models
-    "available_models", "load_model",
+    "DDIMSampler", "DDPMSampler", "DPMSolverSampler", "EulerSampler",
+    "HeunSampler", "CosineSchedule", "LinearBetaSchedule",
+    # shipped models, presets and export
+    "available_models", "export_model", "load_model", "save_to_preset",
     # modules
-    "data", "guidance", "layers", "models", "networks", "reflow", "samplers",
-    "schedules", "viz",
+    "callbacks", "data", "guidance", "layers", "models", "networks", "reflow",
+    "samplers", "schedules", "viz",
 ]

@@ -11,6 +11,7 @@ from keras_diffusion.data import load_mnist
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
 from keras_diffusion.networks import MNISTClassifier
+from keras_diffusion.presets import save_to_preset
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_dir
 
@@ -95,6 +96,7 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
     path = os.path.join(out_dir, "evaluator.keras")
     with atomic_path(path) as tmp:
         classifier.save(tmp)
+    save_to_preset(classifier, os.path.join(out_dir, "preset"))  # to share
     record = {
         "test_accuracy": test_accuracy,
         "test_images": len(test_images),

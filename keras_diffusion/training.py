@@ -23,6 +23,7 @@ from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.models import VAE
 from keras_diffusion.pretrained import ModelFileError
+from keras_diffusion.presets import save_to_preset
 from keras_diffusion.pretrained import load_model
 from keras_diffusion.recipes import build_model
 from keras_diffusion.recipes import get_recipe
@@ -435,9 +436,12 @@ def _fit_and_save(model, dataset, out_dir, name, plan, learning_rate=None,
         ) from None
     if chief:
         with atomic_path(model_path) as tmp:
-            model.save(tmp)
+            model.save(tmp)  # with the optimizer, to continue training
+        # Beside it, the preset to share (no optimizer; docs/sharing.md).
+        preset_dir = os.path.join(out_dir, "preset")
+        save_to_preset(model, preset_dir)
         if verbose:
-            print(f"Saved {model_path}")
+            print(f"Saved {model_path} and the preset {preset_dir}")
     if replicas is not None and replicas.num_processes > 1:
         # The other hosts may read the model next (a latent kind's VAE).
         from jax.experimental import multihost_utils

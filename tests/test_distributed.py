@@ -38,7 +38,8 @@ if backend == "tensorflow":
         [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 import numpy as np
-from keras_diffusion import DDPM, UNet, recipes, training
+from keras_diffusion import DDPM, NoisyClassifier, TimeConditionedClassifier
+from keras_diffusion import UNet, recipes, training
 from keras_diffusion.distribution import data_parallel
 from keras_diffusion.utils.replicas import draw_for_global_batch
 
@@ -75,6 +76,24 @@ def fit(distributed):
 
 _, single_losses, single_weights, _ = fit(False)
 model, losses, weights, replicas = fit(True)
+
+
+def fit_classifier(distributed):  # the noisy-image classifier, as `fit`
+    keras.utils.set_random_seed(0)
+    scope = data_parallel(DEVICES) if distributed else contextlib.nullcontext()
+    with scope:
+        classifier = NoisyClassifier(TimeConditionedClassifier(
+            image_shape=(8, 8, 1), widths=(8,), embedding_dim=16,
+            num_classes=10), seed=1)
+        classifier.compile(optimizer=keras.optimizers.SGD(0.1))
+        batch_losses = BatchLosses()
+        classifier.fit(images, labels, batch_size=4, epochs=1, shuffle=False,
+                       verbose=0, callbacks=[batch_losses])
+    return batch_losses.losses
+
+
+out["classifier_single_losses"] = fit_classifier(False)
+out["classifier_losses"] = fit_classifier(True)
 out["num_replicas"] = replicas.num_replicas
 out["single_losses"], out["losses"] = single_losses, losses
 out["max_weight_diff"] = max(float(np.abs(a - b).max())
@@ -229,6 +248,16 @@ def test_loss_matches_one_device_on_the_same_global_batch(two_devices):
     assert len(losses) == len(single) == 3
     np.testing.assert_allclose(losses, single, rtol=1e-4)
     assert two_devices["max_weight_diff"] < 1e-4
+
+
+def test_noisy_classifier_loss_matches_one_device(two_devices):
+    # Its timesteps and noise are drawn for the global batch, and its loss
+    # is scaled for the replicas, as DDPM's: under MirroredStrategy a plain
+    # draw would give both replicas the same noise.
+    single = two_devices["classifier_single_losses"]
+    losses = two_devices["classifier_losses"]
+    assert len(losses) == len(single) == 3
+    np.testing.assert_allclose(losses, single, rtol=1e-4, atol=1e-5)
 
 
 def test_replicas_draw_different_noise(two_devices):

@@ -72,12 +72,19 @@ def test_rerun_of_finished_run_is_complete_continues_or_starts_over(
         mnist_dir, tmp_path, quick_train, capsys):
     out = tmp_path / "run"
     path = quick_train(mnist_dir, out, max_steps=3)
-    capsys.readouterr()
+    assert "Saved" in capsys.readouterr().out
     saved = open(path, "rb").read()
+    # The preset beside the model (to share) holds the same weights.
+    import keras_diffusion
+
+    preset = keras_diffusion.load_model(str(out / "preset"))
+    for a, b in zip(preset.get_weights(), keras.saving.load_model(path).get_weights()):
+        np.testing.assert_array_equal(a, b)
 
     # The same run again: complete, the model untouched.
     assert quick_train(mnist_dir, out, max_steps=3) == path
-    assert "is complete: trained for 3 steps" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "is complete: trained for 3 steps" in printed and "Saved" not in printed
     assert open(path, "rb").read() == saved
 
     # More steps: the finished model trains on from step 3 to 5.

@@ -2,12 +2,15 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_diffusion.guidance import check_classifier_scale
+from keras_diffusion.guidance import check_guidance
+from keras_diffusion.presets import PresetMixin
 from keras_diffusion.samplers import make_step_function
 from keras_diffusion.samplers import run_sampler
 from keras_diffusion.utils.replicas import draw_for_global_batch
 
 
-class GenerativeModel(keras.Model):
+class GenerativeModel(PresetMixin, keras.Model):
     """Base of `DDPM` and `RectifiedFlow`: a network that is integrated from
     noise to images by a step-wise sampler.
 
@@ -136,11 +139,12 @@ class GenerativeModel(keras.Model):
 
         Args:
             num_images: int, how many images.
-            sampler: a name in `sampler_names` (`"ddpm"` or `"ddim"` for a
-                `DDPM`, `"euler"` or `"heun"` for a `RectifiedFlow`); `None`
-                means `default_sampler`.
+            sampler: a name in `sampler_names` (`"ddpm"`, `"ddim"` or
+                `"dpm"` for a `DDPM`, `"euler"` or `"heun"` for a
+                `RectifiedFlow`); `None` means `default_sampler`.
             num_steps: int, sampling steps; `None` means the sampler's
-                default (T for DDPM, 50 for DDIM, 16 for Euler, 8 for Heun).
+                default (T for DDPM, 50 for DDIM, 10 for DPM-Solver++, 16
+                for Euler, 8 for Heun).
             eta: float, DDIM's stochasticity (0 = deterministic).
             seed: int; the initial and per-step noise come from
                 `numpy.random.default_rng(seed)`, so a saved model gives the
@@ -153,8 +157,8 @@ class GenerativeModel(keras.Model):
             guidance: float >= 0, the classifier-free guidance weight (needs
                 `labels`); default 1 (plain conditional).
             return_trajectory: bool; also return the model's prediction of
-                the final images after each sampling step (DDPM/DDIM: the
-                x_0 estimate; a flow: `x_t + (1 - t) * v`), for animations.
+                the final images after each sampling step (DDPM/DDIM/DPM:
+                the x_0 estimate; a flow: `x_t + (1 - t) * v`), for animations.
                 It uses a second compiled step that also returns the
                 prediction; without it, sampling computes nothing extra.
             trajectory_frames: int >= 1 or `None`; with `return_trajectory`,
@@ -330,11 +334,8 @@ class GenerativeModel(keras.Model):
             raise ValueError("`guidance` (classifier-free) needs a "
                              "class-conditional model; with a classifier, set "
                              "`classifier_scale`.")
-        scale = 1.0 if classifier_scale is None else float(classifier_scale)
-        if not (scale >= 0 and np.isfinite(scale)):
-            raise ValueError(
-                f"`classifier_scale` must be >= 0 (and finite). Got {classifier_scale}"
-            )
+        scale = 1.0 if classifier_scale is None else check_classifier_scale(
+            classifier_scale)
         if labels is None:
             raise ValueError("Classifier guidance needs class labels to steer "
                              "toward.")
@@ -349,8 +350,7 @@ class GenerativeModel(keras.Model):
         return labels, classifier, scale
 
     def _check_labels(self, labels, guidance, num_images):
-        if guidance is not None and float(guidance) < 0:
-            raise ValueError(f"Guidance must be >= 0. Got {guidance}")
+        check_guidance(guidance)
         if labels is None:
             if guidance is not None and self.conditional:
                 raise ValueError("Guidance needs class labels to steer toward.")

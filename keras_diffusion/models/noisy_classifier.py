@@ -3,11 +3,14 @@ import numpy as np
 from keras import ops
 
 from keras_diffusion.models.generative_model import unpack_batch
+from keras_diffusion.presets import PresetMixin
 from keras_diffusion.schedules import as_schedule
+from keras_diffusion.utils.replicas import draw_for_global_batch
+from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
-class NoisyClassifier(keras.Model):
+class NoisyClassifier(PresetMixin, keras.Model):
     """A classifier of noisy images `x_t`, for classifier guidance.
 
     Training noises each clean image exactly as `DDPM` does: draw a
@@ -79,16 +82,20 @@ class NoisyClassifier(keras.Model):
             raise ValueError("A NoisyClassifier trains on labelled images: "
                              "`model.fit(images, labels)`.")
         batch_size = ops.shape(images)[0]
-        timesteps = keras.random.randint(
-            (batch_size,), 0, self.schedule.num_timesteps, seed=self.seed_generator
+        # Drawn for the global batch under tf.distribute, as DDPM draws them
+        # (see `draw_for_global_batch`), so replicas never share noise.
+        timesteps = draw_for_global_batch(
+            keras.random.randint, (batch_size,), minval=0,
+            maxval=self.schedule.num_timesteps, seed=self.seed_generator,
         )
-        noises = keras.random.normal(ops.shape(images), seed=self.seed_generator)
+        noises = draw_for_global_batch(keras.random.normal, ops.shape(images),
+                                       seed=self.seed_generator)
         noisy_images = self.schedule.add_noise(images, noises, timesteps)
         logits = self.logits(noisy_images, timesteps, training=training)
         losses = keras.losses.sparse_categorical_crossentropy(
             ops.reshape(labels, (-1,)), logits, from_logits=True
         )
-        return ops.mean(losses)
+        return scale_loss_for_replicas(ops.mean(losses))
 
     def accuracy(self, images, labels, timesteps, seed=0, batch_size=500):
         """Accuracy on `images` noised to each of `timesteps`.
