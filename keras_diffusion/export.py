@@ -296,11 +296,15 @@ class Decoder(keras.Model):
 def _export(network, path, format, signature, verbose):
     import contextlib
     import io
+    import warnings
 
     quiet = contextlib.nullcontext() if verbose else contextlib.redirect_stdout(
         io.StringIO())
     try:
-        with quiet:
+        with quiet, warnings.catch_warnings():
+            if not verbose:  # the converters' deprecation notices, not ours
+                warnings.simplefilter("ignore", FutureWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
             network.export(path, format=format, input_signature=signature,
                            verbose=verbose)
     except Exception as error:
