@@ -115,7 +115,7 @@ def test_save_animation_frames_and_size(tmp_path):
     (["--model", "flow", "--sampler", "heun", "--steps", "3", "--class", "3",
       "--guidance", "2", "--num", "4"], 4, _grid_size(4)),
     # Without --class: one row per class, one image per class here.
-    (["--model", "flow", "--num", "3"] + ["--steps", "2"], 3, _grid_size(10, 1)),
+    (["--model", "flow", "--num", "10"] + ["--steps", "2"], 3, _grid_size(10, 1)),
     # DDPM with more steps than frames: 49 steps shown, then the final grid.
     (["--model", "ddpm", "--sampler", "ddim", "--steps", "52", "--num", "1"],
      50, _grid_size(1)),

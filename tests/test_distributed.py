@@ -276,7 +276,7 @@ def test_train_distribute_writes_once(two_devices):
     assert "global batch" in two_devices["odd_batch_error"]
     assert "multiple of 2" in two_devices["odd_batch_error"]
     # One model file, one log, one grid per epoch; no backup left behind.
-    assert two_devices["files"] == ["log.csv", "samples", "tiny.keras"]
+    assert two_devices["files"] == ["log.csv", "preset", "samples", "tiny.keras"]
     assert two_devices["samples"] == ["epoch_001.png"]
     assert two_devices["loaded"] == "DDPM"
 
