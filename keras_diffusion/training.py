@@ -151,8 +151,6 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
         vae = load_model(vae, expected_type=VAE)
     loaded = load_images(data, "train")
     images, labels = check_mnist(loaded, "train")
-    if verbose:
-        print(f"Data: {describe_data(loaded)}")
     plan = _epoch_plan(len(images), batch_size, epochs, max_steps)
     if eval_every is not None:
         if recipe["model"] in ("vae", "classifier"):
@@ -172,6 +170,8 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
             # variables involve them all); process 0 writes.
             log_path=(os.path.join(out_dir, "fid.csv")
                       if replicas is None or replicas.process_id == 0 else None)))
+    if verbose:  # after every check on the input, which says only its error
+        print(f"Data: {describe_data(loaded)}")
     with _lock(out_dir, replicas):
         complete, model = _earlier_run(out_dir, kind, plan, overwrite, verbose)
         if complete:
