@@ -273,10 +273,15 @@ def _download_hf(handle, repo_id):
             f"Hub) is unreachable, and it is not in the local cache ({cache})."
         ) from None
     except Exception as error:
-        raise ModelFileError(
-            f"Could not download {handle!r} ({type(error).__name__}: "
-            f"{_first_line(error)})."
-        ) from None
+        raise _download_failed(handle, error) from None
+
+
+def _download_failed(handle, error):
+    """The `ModelFileError` for a hub download that failed otherwise."""
+    return ModelFileError(
+        f"Could not download {handle!r} ({type(error).__name__}: "
+        f"{_first_line(error)})."
+    )
 
 
 def _download_kaggle(handle, name):
@@ -318,10 +323,7 @@ def _download_kaggle(handle, name):
             f"{_first_line(error)})."
         ) from None
     except Exception as error:
-        raise ModelFileError(
-            f"Could not download {handle!r} ({type(error).__name__}: "
-            f"{_first_line(error)})."
-        ) from None
+        raise _download_failed(handle, error) from None
 
 
 def _check_preset_target(preset_dir):
