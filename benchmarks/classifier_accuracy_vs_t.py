@@ -9,7 +9,7 @@ linear schedule (T = 1000), once, with NumPy noise from `--seed`, classifies
 it with the `NoisyClassifier` (`kd train classifier`; default the shipped
 one) and prints one Markdown table row per t: alpha_bar_t, the signal rate
 sqrt(alpha_bar_t), the noise rate sqrt(1 - alpha_bar_t) and the accuracy
-(`keras_diffusion.classifier_accuracy.accuracy_vs_t`). `--figure` also plots
+(`keras_diffusion.app.classifier_accuracy.accuracy_vs_t`). `--figure` also plots
 accuracy against t.
 """
 
@@ -36,9 +36,9 @@ def main():
 
     import keras
 
-    from keras_diffusion.classifier_accuracy import accuracy_vs_t
+    from keras_diffusion.app.classifier_accuracy import accuracy_vs_t
     from keras_diffusion.models import NoisyClassifier
-    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.presets import load_model
 
     classifier = load_model(args.classifier, expected_type=NoisyClassifier)
     start = time.perf_counter()

@@ -11,7 +11,7 @@ For each scale it does what
     kd evaluate --model ddpm --classifier classifier --classifier-scale S \
         --sampler ddpm --steps 50 --num 1000 --data ../shared/data/mnist
 
-does (`keras_diffusion.evaluation.evaluate`, with the model and classifier
+does (`keras_diffusion.app.evaluate.evaluate`, with the model and classifier
 loaded once): samples `--num` images (seed `--seed`) with `--sampler` and
 `--steps` (default: classifier guidance's, DDPM with 50 steps), the classes
 in turn (100 per class for 1,000), steered by the classifier, and scores
@@ -49,11 +49,11 @@ def main():
 
     import keras
 
-    from keras_diffusion.evaluation import evaluate
+    from keras_diffusion.app.evaluate import evaluate
     from keras_diffusion.models import DDPM
-    from keras_diffusion.pretrained import load_model
-    from keras_diffusion.sampling import classifier_sampler
-    from keras_diffusion.sampling import load_classifier
+    from keras_diffusion.presets import load_model
+    from keras_diffusion.app.sample import classifier_sampler
+    from keras_diffusion.app.sample import load_classifier
 
     model = load_model(args.model, expected_type=DDPM)
     classifier = load_classifier(model, args.classifier)

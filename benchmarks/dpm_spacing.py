@@ -62,19 +62,14 @@ def main():
     args = parser.parse_args()
 
     import keras
+    from _tables import model_with_floor
 
-    import keras_diffusion
-    from keras_diffusion.metrics import Evaluator
     from keras_diffusion.samplers import DPMSolverSampler
     from keras_diffusion.samplers import make_step_function
     from keras_diffusion.samplers import run_sampler
 
-    model = keras_diffusion.load_model(args.model)
-    evaluator = Evaluator.load()
-    floor = evaluator.floor(args.num, args.data)
-    labels = None
-    if getattr(model, "conditional", False):
-        labels = np.arange(args.num) % model.num_classes
+    model, evaluator, floor, labels = model_with_floor(args.model, args.num,
+                                                       args.data)
     noise = np.random.default_rng(0).standard_normal(
         (args.num,) + model.image_shape).astype("float32")
     print(f"model {args.model}, backend {keras.backend.backend()}, {args.num} "
@@ -91,7 +86,7 @@ def main():
                 return list(zip(times, times[1:] + [-1]))
 
         sampler = Sampler(model.schedule, args.steps, clip_sample=model.clip_sample)
-        step_fn = make_step_function(sampler, model._model_fn,
+        step_fn = make_step_function(sampler, model.model_fn,
                                      model.network.variables)
         start = time.perf_counter()
         outputs = []

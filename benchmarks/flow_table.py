@@ -9,7 +9,7 @@ For every model and every Euler step count it samples `--num` images from
 the same seed, times the sampling, and scores them with the shipped
 evaluator (`kd evaluate`'s FID against `--num` MNIST test images, the
 real-vs-real floor at that count, the confident rate). It also measures each
-model's straightness (`keras_diffusion.reflow.straightness`, 16 Euler steps,
+model's straightness (`keras_diffusion.metrics.straightness`, 16 Euler steps,
 256 paths; 0 for straight paths). It prints one Markdown table, and with
 `--plot` writes FID against steps for every model. With `--figures DIR` it
 writes, for each pair: `DIR/flow_<space>_noise_vs_samples.png` (the starting
@@ -42,10 +42,11 @@ def main():
     args = parser.parse_args()
 
     import keras
+    from _tables import print_header
 
     import keras_diffusion
     from keras_diffusion.metrics import Evaluator
-    from keras_diffusion.reflow import straightness
+    from keras_diffusion.metrics import straightness
 
     evaluator = Evaluator.load()
     floor = evaluator.floor(args.num, args.data)
@@ -53,8 +54,7 @@ def main():
           f"Euler; floor {floor:.2f}")
     header = ("| space | model | steps | FID | floor | FID / floor | confident "
               "| s / 100 images |")
-    print(header)
-    print("|" + " --- |" * (header.count("|") - 1))
+    print_header(header)
     curves, straight = {}, {}
     for label, *names in args.pair:
         models = [keras_diffusion.load_model(name) for name in names]

@@ -192,8 +192,8 @@ def worker_train(args):
     import numpy as np
 
     from keras_diffusion.data.pipeline import make_dataset
-    from keras_diffusion.distribution import data_parallel
-    from keras_diffusion.recipes import build_model
+    from keras_diffusion.app.distribution import data_parallel
+    from keras_diffusion.app.recipes import build_model
     from keras_diffusion.utils.jax_cpu import cpu_devices_for
 
     keras.utils.set_random_seed(0)
@@ -364,7 +364,7 @@ def worker_sample(args):
     import keras
     import numpy as np
 
-    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.presets import load_model
 
     backend = keras.backend.backend()
     model = load_model("ddpm")
@@ -378,14 +378,14 @@ def worker_sample(args):
 
     def first_step(step_fn):
         start = time.perf_counter()
-        keras.ops.convert_to_numpy(step_fn(*first_step_args(sampler, noise)))
+        keras.ops.convert_to_numpy(step_fn(*first_step_args(sampler, noise)).samples)
         return time.perf_counter() - start
 
     for mode in ("compiled", "eager"):
         compile = mode == "compiled"
         # Warm-up: one step on a full batch traces and compiles the cached
         # step that `generate` then uses.
-        warm = first_step(model._step_function(sampler, compile))
+        warm = first_step(model.step_function(sampler, compile))
         load = os.getloadavg()[0]
         start, cpu0 = time.perf_counter(), cpu_seconds()
         model.generate(args.images, sampler="ddim", num_steps=args.sample_steps,
@@ -425,7 +425,7 @@ def _sampling_ab(model, variant, noise, args):
     sampler = model.make_sampler("ddim", args.ab_sample_steps)
     steps = {}
     for version in ("before", "after"):
-        step_fn = make_step_function(sampler, model._model_fn,
+        step_fn = make_step_function(sampler, model.model_fn,
                                      model.network.variables)
 
         def step(*step_args, step_fn=step_fn, version=version):
@@ -433,7 +433,7 @@ def _sampling_ab(model, variant, noise, args):
             with as_before(variant if version == "before" else None):
                 return step_fn(*step_args)
 
-        keras.ops.convert_to_numpy(step(*first_step_args(sampler, noise)))
+        keras.ops.convert_to_numpy(step(*first_step_args(sampler, noise)).samples)
         steps[version] = step
     seconds = {"before": 0.0, "after": 0.0}
     outputs = {}
@@ -554,7 +554,7 @@ def worker_flops(args):
     import keras
     import numpy as np
 
-    from keras_diffusion.recipes import build_model
+    from keras_diffusion.app.recipes import build_model
 
     network = build_model("ddpm", compile=False).network
     inputs = {"noisy_images": np.zeros((1, 28, 28, 1), "float32"),

@@ -74,8 +74,8 @@ def _time_training(args):
     import keras
     import numpy as np
 
-    from keras_diffusion.distribution import cpu_data_parallel
-    from keras_diffusion.recipes import build_model
+    from keras_diffusion.app.distribution import cpu_data_parallel
+    from keras_diffusion.app.recipes import build_model
     from keras_diffusion.utils.jax_cpu import usable_cores
 
     backend = keras.backend.backend()
@@ -103,7 +103,7 @@ def _time_sampling(args):
     import keras
     import numpy as np
 
-    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.presets import load_model
     from performance import first_step_args
 
     backend = keras.backend.backend()
@@ -115,19 +115,19 @@ def _time_sampling(args):
 
     def time_steps(step_fn, label):
         start = time.perf_counter()
-        first = keras.ops.convert_to_numpy(step_fn(*step_args))
+        first = keras.ops.convert_to_numpy(step_fn(*step_args).samples)
         warm = time.perf_counter() - start
         start, cpu = time.perf_counter(), time.process_time()
         for _ in range(args.steps):
             out = step_fn(*step_args)
-        keras.ops.convert_to_numpy(out)
+        keras.ops.convert_to_numpy(out.samples)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         print(f"{backend}, {label}: {wall / args.steps:.3f} s per DDIM step "
               f"of {args.images} images ({cpu / wall:.2f} cores busy; first "
               f"call {warm:.1f} s)")
         return first
 
-    step_fn = model._step_function(sampler, True)
+    step_fn = model.step_function(sampler)
     expected = time_steps(step_fn, "compiled step")
     if args.profile and backend == "torch":
         from torch.profiler import profile

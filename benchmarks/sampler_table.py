@@ -40,17 +40,13 @@ def main():
     args = parser.parse_args()
 
     import keras
+    from _tables import model_with_floor
+    from _tables import print_header
 
-    import keras_diffusion
-    from keras_diffusion.metrics import Evaluator
     from keras_diffusion.viz import save_image_grid
 
-    model = keras_diffusion.load_model(args.model)
-    evaluator = Evaluator.load()
-    floor = evaluator.floor(args.num, args.data)
-    labels = None
-    if getattr(model, "conditional", False):
-        labels = np.arange(args.num) % model.num_classes
+    model, evaluator, floor, labels = model_with_floor(args.model, args.num,
+                                                       args.data)
     weights = args.guidance if labels is not None and args.guidance else [None]
     if labels is not None and weights == [None]:
         weights = [4.0]
@@ -59,8 +55,7 @@ def main():
           f"{args.num} samples, seed {args.seed}; floor {floor:.2f}")
     header = ("| sampler | steps | guidance | FID | floor | confident | accuracy "
               "| lowest class accuracy | s / 100 images |")
-    print(header)
-    print("|" + " --- |" * (header.count("|") - 1))
+    print_header(header)
     rows, curve = [], []
     for setting in args.settings:
         sampler, steps = setting.split(":")

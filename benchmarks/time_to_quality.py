@@ -26,7 +26,6 @@ JAX data-parallel over one CPU device per core.
 """
 
 import argparse
-import copy
 import csv
 import json
 import math
@@ -49,30 +48,23 @@ def train(args):
     from keras_diffusion.data import load_mnist
     from keras_diffusion.data import make_dataset
     from keras_diffusion.data import to_model_range
-    from keras_diffusion.distribution import cpu_data_parallel
+    from keras_diffusion.app.distribution import cpu_data_parallel
     from keras_diffusion.metrics import Evaluator
     from keras_diffusion.models import LatentDiffusion
     from keras_diffusion.models import VAE
-    from keras_diffusion.pretrained import load_model
-    from keras_diffusion.recipes import build_model
-    from keras_diffusion.recipes import get_recipe
-    from keras_diffusion.recipes import is_conditional
-    from keras_diffusion.recipes import needs_vae
+    from keras_diffusion.presets import load_model
+    from keras_diffusion.app.recipes import build_model
+    from keras_diffusion.app.recipes import get_recipe
 
     recipe = with_overrides(get_recipe(args.recipe), args.set)
-    if args.set:
-        # This process only: `build_model` reads the recipe by name.
-        from keras_diffusion import recipes
-
-        recipes.RECIPES[args.recipe] = recipe
-    if recipe["model"] in ("vae", "classifier", "reflow"):
+    if not recipe.draws_samples or recipe.from_flow:
         raise SystemExit(f"Recipe {args.recipe!r} draws no samples to score; "
                          "choose a diffusion or flow recipe such as ddpm.")
-    if needs_vae(args.recipe) and args.vae is None:
+    if recipe.needs_vae and args.vae is None:
         raise SystemExit(f"Recipe {args.recipe!r} is latent: pass --vae (a "
                          "trained VAE, such as the shipped `vae`).")
-    batch_size = args.batch_size or recipe["batch_size"]
-    max_steps = args.steps or recipe["max_steps"]
+    batch_size = args.batch_size or recipe.batch_size
+    max_steps = args.steps or recipe.max_steps
     os.makedirs(args.out, exist_ok=True)
     fid_path = os.path.join(args.out, "fid.csv")
 
@@ -89,11 +81,11 @@ def train(args):
             vae = load_model(args.vae, expected_type=VAE)
             latent_scale = LatentDiffusion.compute_latent_scale(vae, images)
         keras.utils.set_random_seed(args.seed)
-        model = build_model(args.recipe, seed=args.seed,
+        model = build_model(recipe, seed=args.seed,
                             learning_rate=args.learning_rate, vae=vae,
-                            latent_scale=latent_scale)
+                            latent_scale=latent_scale, total_steps=max_steps)
         dataset = make_dataset(
-            images, train_labels if is_conditional(args.recipe) else None,
+            images, train_labels if recipe.conditional else None,
             batch_size=batch_size, seed=args.seed)
         fid = FIDCallback(
             reference_images=test_images[:args.num_images], evaluator=evaluator,
@@ -113,7 +105,7 @@ def train(args):
         "recipe": args.recipe, "overrides": args.set or [], "backend": keras.backend.backend(),
         "devices": replicas.num_replicas if replicas else 1,
         "steps": max_steps, "minutes": args.minutes, "batch_size": batch_size,
-        "learning_rate": args.learning_rate or recipe.get("learning_rate"),
+        "learning_rate": args.learning_rate or recipe.learning_rate,
         "eval_every": args.eval_every, "num_images": args.num_images,
         "sampler": args.sampler or model.default_sampler,
         "sampling_steps": model.make_sampler(args.sampler,
@@ -150,9 +142,8 @@ def stop_after(fid, max_steps, minutes=None):
 
 
 def with_overrides(recipe, settings):
-    """A copy of `recipe` with `KEY=VALUE` settings (`VALUE` as JSON, else
-    a string; `network.widths=[32,64]` sets a key of the network)."""
-    recipe = copy.deepcopy(recipe)
+    """A copy of the `Recipe` with `KEY=VALUE` settings (`VALUE` as JSON,
+    else a string; `network.widths=[32,64]` sets a key of the network)."""
     for setting in settings or ():
         key, sep, value = setting.partition("=")
         if not sep:
@@ -161,11 +152,15 @@ def with_overrides(recipe, settings):
             value = json.loads(value)
         except json.JSONDecodeError:
             pass
-        *parents, name = key.split(".")
-        target = recipe
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[name] = tuple(value) if isinstance(value, list) else value
+        value = tuple(value) if isinstance(value, list) else value
+        if key.startswith("network."):
+            recipe = recipe.replace(network={key.partition(".")[2]: value})
+        else:
+            try:
+                recipe = recipe.replace(**{key: value})
+            except TypeError:
+                raise SystemExit(f"Recipe {recipe.name!r} has no setting "
+                                 f"{key!r}.") from None
     return recipe
 
 

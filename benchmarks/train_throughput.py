@@ -23,8 +23,8 @@ if os.environ["KERAS_BACKEND"] == "jax":
     jax_cpu.split_cpu_into_devices()  # as `kd` does, before JAX starts
 import numpy as np
 import keras
-from keras_diffusion.distribution import cpu_data_parallel
-from keras_diffusion.recipes import build_model
+from keras_diffusion.app.distribution import cpu_data_parallel
+from keras_diffusion.app.recipes import build_model
 
 batch_size, steps, recipe = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 with cpu_data_parallel(batch_size) as replicas:

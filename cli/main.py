@@ -15,7 +15,7 @@ CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm):
                    "per digit. Samples with ddpm in 50 steps unless --sampler "
                    "is given.")
 CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, 0 to 100 (0: unguided; "
-                         "default: sampling.DEFAULT_CLASSIFIER_SCALE).")
+                         "default: guidance.DEFAULT_CLASSIFIER_SCALE, 5).")
 SAMPLERS = ("ddpm", "ddim", "dpm", "euler", "heun")
 SAMPLER_HELP = ("ddpm, ddim or dpm (DPM-Solver++ 2M) for diffusion models, euler "
                 "or heun for flows (default: ddim, or euler for a flow).")
@@ -67,8 +67,8 @@ def _computes(command):
 def _run(function, *args, **kwargs):
     """Calls a library function, turning its input errors into `KDError`."""
     from keras_diffusion.data import DataError
-    from keras_diffusion.pretrained import ModelFileError
-    from keras_diffusion.training import TrainingError
+    from keras_diffusion.presets import ModelFileError
+    from keras_diffusion.app.train import TrainingError
 
     try:
         return function(*args, **kwargs)
@@ -142,10 +142,17 @@ def cli(verbose):
 @cli.command()
 @click.argument("kind", type=click.Choice(TRAIN_KINDS))
 @click.option("--data", type=click.Path(), default=None,
-              help="28x28 grayscale digits with labels: an MNIST IDX "
-                   "directory, an .npz, a folder of images in class "
-                   "sub-folders, or tfds:NAME (default: MNIST through "
-                   "tensorflow-datasets, which needs internet).")
+              help="The images: a folder of PNG/JPEG files (one sub-folder "
+                   "per class for labels), an .npz, an MNIST IDX directory, "
+                   "or tfds:NAME[:SPLIT] (default: MNIST through "
+                   "tensorflow-datasets, which needs internet). Any size and "
+                   "channel count; the networks are built for them.")
+@click.option("--image-size", type=int, default=None, callback=_positive,
+              help="Resize every image to this height and width (default: "
+                   "the images' own size, one for all).")
+@click.option("--channels", type=click.Choice(["1", "3"]), default=None,
+              help="Convert the images to grayscale (1) or RGB (3) (default: "
+                   "as they are).")
 @click.option("--epochs", type=int, default=None, callback=_positive,
               help="Passes over the data (default: enough for the recipe's step count).")
 @click.option("--max-steps", type=int, default=None, callback=_positive,
@@ -185,10 +192,15 @@ def cli(verbose):
                    "given by KERAS_DISTRIBUTION_*); --batch-size is then the "
                    "global batch (see docs/distributed.md).")
 @_computes
-def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, seed,
-          vae, flow, num_pairs, pair_steps, eval_every, eval_images, overwrite,
-          distribute):
-    """Train a model of KIND on MNIST; rerun the same command to resume.
+def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
+          learning_rate, out_dir, seed, vae, flow, num_pairs, pair_steps,
+          eval_every, eval_images, overwrite, distribute):
+    """Train a model of KIND on images (MNIST by default); rerun the same
+    command to resume.
+
+    The networks are built for the images of --data: their size, channels
+    and, for the class-conditional kinds (cfg, cfg-channel, cfg-xattn,
+    classifier), their classes.
 
     A rerun after a crash, Ctrl-C or kill resumes from the last backup
     (every 10 steps); a rerun of a finished run says it is complete, or
@@ -202,8 +214,8 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
     the noisy-image classifier of classifier guidance (`kd sample
     --classifier`; see docs/classifier_guidance.md).
     """
-    from keras_diffusion.training import train as train_model
-    from keras_diffusion.training import train_reflow
+    from keras_diffusion.app.train import train as train_model
+    from keras_diffusion.app.train import train_reflow
 
     if kind == "reflow" and flow is None:
         raise KDError("`kd train reflow` needs --from FLOW1 (a trained flow).")
@@ -211,7 +223,8 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
         raise KDError(f"--distribute does not apply to `kd train {kind}`; it "
                       "trains the diffusion, flow and VAE kinds.")
     reflow_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps}
-    other_only = {"--data": data, "--vae": vae, "--eval-every": eval_every}
+    other_only = {"--data": data, "--vae": vae, "--eval-every": eval_every,
+                  "--image-size": image_size, "--channels": channels}
     given = _given(other_only if kind == "reflow" else reflow_only)
     if given:
         raise KDError(
@@ -229,7 +242,7 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
         return
 
     if kind == "evaluator":
-        from keras_diffusion.evaluator_training import train_evaluator
+        from keras_diffusion.app.train_evaluator import train_evaluator
 
         given = _given({"--max-steps": max_steps, "--eval-every": eval_every,
                         "--overwrite": overwrite or None})
@@ -238,14 +251,16 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
                           "trains for --epochs and replaces its model.")
         path = _run(train_evaluator, data=data, epochs=epochs,
                     batch_size=batch_size, out_dir=out_dir, seed=seed,
-                    learning_rate=learning_rate)
+                    learning_rate=learning_rate, image_size=image_size,
+                    channels=None if channels is None else int(channels))
         click.echo(f"Saved {path}")
         return
     _run(train_model, kind, data=data, epochs=epochs, max_steps=max_steps,
          batch_size=batch_size, out_dir=out_dir, seed=seed,
          learning_rate=learning_rate, vae=vae,
          distribute=True if distribute else None, overwrite=overwrite,
-         eval_every=eval_every, eval_images=eval_images)
+         eval_every=eval_every, eval_images=eval_images, image_size=image_size,
+         channels=None if channels is None else int(channels))
 
 
 @cli.command()
@@ -281,7 +296,7 @@ def train(kind, data, epochs, max_steps, batch_size, learning_rate, out_dir, see
 def sample(model, sampler, steps, eta, num, label, guidance, seed, out, animate,
            classifier, classifier_scale):
     """Sample images from a trained model."""
-    from keras_diffusion.sampling import sample as sample_images
+    from keras_diffusion.app.sample import sample as sample_images
 
     if animate is not None and not animate.lower().endswith(".gif"):
         raise KDError(f"--animate {animate!r} must end in .gif.")
@@ -333,7 +348,7 @@ def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
     """
     import json
 
-    from keras_diffusion.evaluation import evaluate as evaluate_samples
+    from keras_diffusion.app.evaluate import evaluate as evaluate_samples
 
     if (model is None) == (samples is None):
         raise KDError("Pass exactly one of --model (sample, then score) and "
@@ -411,8 +426,8 @@ def export(model, export_format, out_dir, sampler, steps, batch_size):
     steps and coefficients). `python examples/sample_onnx.py OUT` samples
     from an ONNX export with NumPy and onnxruntime only.
     """
-    from keras_diffusion.export import ExportError
-    from keras_diffusion.export import export_model
+    from keras_diffusion.app.export import ExportError
+    from keras_diffusion.app.export import export_model
 
     try:
         _run(export_model, model, out_dir, format=export_format, sampler=sampler,
@@ -429,10 +444,10 @@ def info():
     import keras
 
     from keras_diffusion import __version__
-    from keras_diffusion.pretrained import PRETRAINED
-    from keras_diffusion.pretrained import WEIGHTS_DIR
-    from keras_diffusion.pretrained import available_models
-    from keras_diffusion.pretrained import shipped_preset_dir
+    from keras_diffusion.presets import PRETRAINED
+    from keras_diffusion.presets import WEIGHTS_DIR
+    from keras_diffusion.presets import available_models
+    from keras_diffusion.presets import shipped_preset_dir
     from keras_diffusion.presets import read_metadata
 
     backend = keras.backend.backend()

@@ -5,17 +5,18 @@ from keras_diffusion.utils import quiet_tensorflow as _quiet_tensorflow
 
 _quiet_tensorflow.install()
 
+from keras_diffusion import app
 from keras_diffusion import callbacks
 from keras_diffusion import data
 from keras_diffusion import guidance
 from keras_diffusion import layers
+from keras_diffusion import metrics
 from keras_diffusion import models
 from keras_diffusion import networks
-from keras_diffusion import reflow
+from keras_diffusion import presets
 from keras_diffusion import samplers
 from keras_diffusion import schedules
 from keras_diffusion import viz
-from keras_diffusion.export import export_model
 from keras_diffusion.models import DDPM
 from keras_diffusion.models import LatentDiffusion
 from keras_diffusion.models import LatentRectifiedFlow
@@ -23,8 +24,9 @@ from keras_diffusion.models import NoisyClassifier
 from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.networks import TimeConditionedClassifier
 from keras_diffusion.networks import UNet
-from keras_diffusion.pretrained import available_models
-from keras_diffusion.pretrained import load_model
+from keras_diffusion.app.export import export_model
+from keras_diffusion.presets import available_models
+from keras_diffusion.presets import load_model
 from keras_diffusion.presets import save_to_preset
 from keras_diffusion.samplers import DDIMSampler
 from keras_diffusion.samplers import DDPMSampler
@@ -50,6 +52,6 @@ __all__ = [
     # shipped models, presets and export
     "available_models", "export_model", "load_model", "save_to_preset",
     # modules
-    "callbacks", "data", "guidance", "layers", "models", "networks", "reflow",
-    "samplers", "schedules", "viz",
+    "app", "callbacks", "data", "guidance", "layers", "metrics", "models",
+    "networks", "presets", "samplers", "schedules", "viz",
 ]

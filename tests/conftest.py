@@ -71,7 +71,22 @@ def quick_train(monkeypatch):
     costs TF ~20 s and is not under test here;
     test_resume::test_killed_training_resumes_from_its_last_step trains
     compiled), no sample grids."""
-    from keras_diffusion import training
+    from keras_diffusion.app import train as training
+
+    train_eagerly_under_tensorflow(monkeypatch)
+
+    def train(data, out, **kwargs):
+        return training.train("ddpm", data=str(data), batch_size=16,
+                              out_dir=str(out), sample_every=0, verbose=1,
+                              **kwargs)
+
+    return train
+
+
+def train_eagerly_under_tensorflow(monkeypatch):
+    """Makes `app.train` build its models to train eagerly under TensorFlow
+    (tracing a train step costs TF ~20 s of CPU)."""
+    from keras_diffusion.app import train as training
 
     real_build = training.build_model
 
@@ -81,10 +96,3 @@ def quick_train(monkeypatch):
         return model
 
     monkeypatch.setattr(training, "build_model", build)
-
-    def train(data, out, **kwargs):
-        return training.train("ddpm", data=str(data), batch_size=16,
-                              out_dir=str(out), sample_every=0, verbose=1,
-                              **kwargs)
-
-    return train

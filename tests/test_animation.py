@@ -146,7 +146,7 @@ def test_kd_sample_animate_needs_gif(models, tmp_path, animate):
 
 
 def test_library_sample_checks_animation_before_sampling(models, tmp_path):
-    from keras_diffusion.sampling import sample
+    from keras_diffusion.app.sample import sample
 
     with pytest.raises(ValueError, match=r"\.gif"):
         sample(models["ddpm"], num_steps=2, out=str(tmp_path / "s.png"),

@@ -131,7 +131,7 @@ def test_fit_lowers_the_loss_and_the_noise_advances(mnist_batch):
 
 
 def test_briefly_trained_classifier_beats_chance_at_small_t(mnist_dir):
-    from keras_diffusion.classifier_accuracy import accuracy_vs_t
+    from keras_diffusion.app.classifier_accuracy import accuracy_vs_t
     from keras_diffusion.data import load_mnist
     from keras_diffusion.data import to_model_range
 
@@ -147,7 +147,7 @@ def test_briefly_trained_classifier_beats_chance_at_small_t(mnist_dir):
 
 
 def test_save_and_load(tmp_path):
-    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.presets import load_model
 
     classifier = _tiny_classifier()
     path = str(tmp_path / "classifier.keras")
@@ -254,7 +254,7 @@ def test_cli_rejects_bad_classifier_flags(model_files, tmp_path, args, match):
 
 
 def test_classifier_guidance_defaults_to_ddpm_with_50_steps():
-    from keras_diffusion.sampling import classifier_sampler
+    from keras_diffusion.app.sample import classifier_sampler
 
     assert classifier_sampler() == ("ddpm", 50)
     assert classifier_sampler(None, 20) == ("ddpm", 20)
@@ -279,7 +279,7 @@ def test_train_classifier_recipe(mnist_dir, tmp_path):
         "train", "classifier", "--data", mnist_dir, "--max-steps", "3",
         "--batch-size", "16", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.presets import load_model
 
     classifier = load_model(str(tmp_path / "classifier.keras"),
                             expected_type=NoisyClassifier)

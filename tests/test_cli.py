@@ -109,3 +109,12 @@ def test_info_lists_backend_and_models():
 
     assert f"backend {keras.backend.backend()}" in result.output
     assert "ddpm" in result.output
+
+
+def test_kd_train_takes_every_recipe_and_only_those():
+    # `kd train` lists the kinds itself, so that its help and a mistyped
+    # kind need no framework import; they must be the recipes'.
+    from keras_diffusion.app.recipes import RECIPES
+    from keras_diffusion_cli.main import TRAIN_KINDS
+
+    assert sorted(TRAIN_KINDS) == sorted(RECIPES)

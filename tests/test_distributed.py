@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from keras_diffusion.distribution import Replicas
-from keras_diffusion.distribution import data_parallel
-from keras_diffusion.training import _check_batch_split
+from keras_diffusion.app.distribution import Replicas
+from keras_diffusion.app.distribution import data_parallel
+from keras_diffusion.app.train import _check_batch_split
 
 BACKEND = keras.backend.backend()
 
@@ -39,8 +39,10 @@ if backend == "tensorflow":
 import keras
 import numpy as np
 from keras_diffusion import DDPM, NoisyClassifier, TimeConditionedClassifier
-from keras_diffusion import UNet, recipes, training
-from keras_diffusion.distribution import data_parallel
+from keras_diffusion import UNet
+from keras_diffusion.app import recipes
+from keras_diffusion.app import train as training
+from keras_diffusion.app.distribution import data_parallel
 from keras_diffusion.utils.replicas import draw_for_global_batch
 
 DEVICES = ["cpu:0", "cpu:1"]
@@ -155,12 +157,12 @@ out["our_draws_match_one_device"] = bool(
     len(ours) == 2 and np.allclose(np.concatenate(ours), reference))
 
 # The library path: `training.train(..., distribute=True)`.
-recipes.RECIPES["tiny"] = {
-    "model": "ddpm", "schedule": "linear", "learning_rate": 1e-3,
-    "ema_momentum": 0.9, "batch_size": 4, "max_steps": 2,
-    "network": {"image_shape": (28, 28, 1), "widths": (8,),
-                "attention_levels": (), "embedding_dim": 16, "num_heads": 1},
-}
+recipes.RECIPES["tiny"] = recipes.DiffusionRecipe(
+    name="tiny", description="a tiny DDPM", learning_rate=1e-3,
+    ema_momentum=0.9, batch_size=4, max_steps=2,
+    network={"image_shape": (28, 28, 1), "widths": (8,),
+             "attention_levels": (), "embedding_dim": 16, "num_heads": 1},
+)
 data = os.path.join(work, "mnist.npz")
 digits = rng.integers(0, 256, (16, 28, 28)).astype("uint8")
 np.savez(data, x_train=digits, y_train=np.arange(16) % 10, x_test=digits,

@@ -138,19 +138,20 @@ def test_first_step_is_ddim():
     def model_fn(samples, timestep):
         return keras.ops.convert_to_tensor(pred_noises)
 
-    next_samples, pred_images = sampler.step(
+    next_samples, pred_images, model_output = sampler.step(
         model_fn, keras.ops.convert_to_tensor(x), t, t_prev, None,
         sampler.initial_state(keras.ops.convert_to_tensor(x)))
+    np.testing.assert_allclose(_np(model_output), pred_noises)
     alpha_bar, alpha_bar_prev = SCHEDULE.alphas_cumprod[[t, t_prev]]
     x0 = (x - np.sqrt(1 - alpha_bar) * pred_noises) / np.sqrt(alpha_bar)
     ddim = np.sqrt(alpha_bar_prev) * x0 + np.sqrt(1 - alpha_bar_prev) * pred_noises
     np.testing.assert_allclose(_np(pred_images), x0, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(_np(next_samples), ddim, rtol=1e-4, atol=1e-5)
     # The second step does use the previous prediction.
-    other, _ = sampler.step(model_fn, next_samples, t_second, t_prev, None,
-                            keras.ops.zeros_like(pred_images))
-    again, _ = sampler.step(model_fn, next_samples, t_second, t_prev, None,
-                            pred_images)
+    other = sampler.step(model_fn, next_samples, t_second, t_prev, None,
+                         keras.ops.zeros_like(pred_images)).samples
+    again = sampler.step(model_fn, next_samples, t_second, t_prev, None,
+                         pred_images).samples
     assert np.abs(_np(other) - _np(again)).max() > 1e-3
 
 
@@ -202,8 +203,8 @@ def test_steps_match_algorithm_2_of_the_paper():
                 d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_last
             x = sigma_prev / sigma * x - alpha_prev * np.expm1(-h) * d
             x0_last, h_last = x0, h
-        samples, state = sampler.step(model_fn, samples, np.int32(t),
-                                      np.int32(t_prev), None, state)
+        samples, state, _ = sampler.step(model_fn, samples, np.int32(t),
+                                         np.int32(t_prev), None, state)
         np.testing.assert_allclose(_np(state), x0, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(_np(samples), x, rtol=1e-4, atol=1e-4)
 

@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from conftest import ROOT
 from conftest import randomize
-from keras_diffusion.export import check_exporter
-from keras_diffusion.export import export_model
+from keras_diffusion.app.export import check_exporter
+from keras_diffusion.app.export import export_model
 from keras_diffusion.models import DDPM
 from keras_diffusion.models import VAE
 from keras_diffusion.models import LatentDiffusion
@@ -31,7 +31,7 @@ from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.networks import UNet
 from keras_diffusion.networks import VAEDecoder
 from keras_diffusion.networks import VAEEncoder
-from keras_diffusion.sampling import sample
+from keras_diffusion.app.sample import sample
 from keras_diffusion_cli.main import cli
 
 BACKEND = keras.backend.backend()

@@ -12,7 +12,7 @@ import pytest
 from keras_diffusion.callbacks import FIDCallback
 from keras_diffusion.callbacks.fid_callback import COLUMNS
 from keras_diffusion.data import load_mnist
-from keras_diffusion.evaluation import evaluate
+from keras_diffusion.app.evaluate import evaluate
 from keras_diffusion.metrics import Evaluator
 from keras_diffusion.metrics import feature_statistics
 from keras_diffusion.metrics import frechet_distance

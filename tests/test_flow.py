@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import randomize
-from keras_diffusion import reflow
+from keras_diffusion.app import reflow_pairs as reflow
+from keras_diffusion.metrics import straightness
 from keras_diffusion.models import DDPM
 from keras_diffusion.models import LatentRectifiedFlow
 from keras_diffusion.models import RectifiedFlow
@@ -157,7 +158,7 @@ def test_heun_is_second_order():
 def test_straightness_by_hand():
     noise = np.random.default_rng(2).normal(size=(3, 2, 2, 1)).astype("float32")
     straight = RectifiedFlow(_field_network(lambda x, t: keras.ops.ones_like(x)))
-    assert reflow.straightness(straight, noise, num_steps=4) == pytest.approx(
+    assert straightness(straight, noise, num_steps=4) == pytest.approx(
         0.0, abs=1e-10)
     curved = RectifiedFlow(_field_network(lambda x, t: x))
     # v_k = x0 (1 + h)^k and x_1 - x_0 = x0 ((1 + h)^N - 1).
@@ -165,7 +166,7 @@ def test_straightness_by_hand():
     growth = (1 + h) ** np.arange(steps)
     expected = np.mean(noise.astype("float64") ** 2) * np.mean(
         (growth - ((1 + h) ** steps - 1)) ** 2)
-    assert reflow.straightness(curved, noise, num_steps=steps, batch_size=2) == (
+    assert straightness(curved, noise, num_steps=steps, batch_size=2) == (
         pytest.approx(expected, rel=1e-4))
 
 
@@ -336,13 +337,12 @@ def test_pixel_flow_save_roundtrip_and_sampler_errors(tmp_path):
 
 
 def test_flow_recipes():
-    from keras_diffusion.recipes import RECIPES
-    from keras_diffusion.recipes import build_model
-    from keras_diffusion.recipes import needs_vae
+    from keras_diffusion.app.recipes import RECIPES
+    from keras_diffusion.app.recipes import build_model
 
-    assert RECIPES["rf-pixel"]["network"] == RECIPES["ddpm"]["network"]
-    assert RECIPES["rf-latent"]["network"] == RECIPES["ldm"]["network"]
-    assert needs_vae("rf-latent") and not needs_vae("rf-pixel")
+    assert RECIPES["rf-pixel"].network == RECIPES["ddpm"].network
+    assert RECIPES["rf-latent"].network == RECIPES["ldm"].network
+    assert RECIPES["rf-latent"].needs_vae and not RECIPES["rf-pixel"].needs_vae
     vae = VAE(VAEEncoder(latent_channels=4, widths=(8, 16, 16)),
               VAEDecoder((7, 7, 4), widths=(16, 16, 8)))
     latent = build_model("rf-latent", seed=0, compile=False, vae=vae, latent_scale=2.0)

@@ -249,7 +249,7 @@ def models(tmp_path_factory):
     import keras
 
     import keras_diffusion  # noqa: F401
-    from keras_diffusion import sampling
+    from keras_diffusion.app import sample as sampling
     from keras_diffusion.models import DDPM
     from keras_diffusion.networks import UNet
 

@@ -5,8 +5,8 @@ import keras
 from click.testing import CliRunner
 
 from keras_diffusion import __version__
-from keras_diffusion.pretrained import PRETRAINED
-from keras_diffusion.pretrained import available_models
+from keras_diffusion.presets import PRETRAINED
+from keras_diffusion.presets import available_models
 from keras_diffusion_cli.main import cli
 
 

@@ -18,7 +18,7 @@ from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.networks import UNet
 from keras_diffusion.networks import VAEDecoder
 from keras_diffusion.networks import VAEEncoder
-from keras_diffusion.pretrained import ModelFileError
+from keras_diffusion.presets import ModelFileError
 from keras_diffusion.presets import save_to_preset
 
 PRESET_FILES = ["config.json", "metadata.json", "model.weights.h5"]

@@ -5,6 +5,7 @@ must exit with status 2 and one `Error: ...` line that says what was wrong
 and what is accepted, with no traceback and no output file.
 """
 
+import dataclasses
 import gzip
 import os
 import struct
@@ -63,23 +64,27 @@ def files(tmp_path_factory, mnist_dir):
     images, labels = load_mnist(mnist_dir, "train")
     np.savez(d / "small.npz", x_train=images[:32], y_train=labels[:32],
              x_test=images[:32], y_test=labels[:32])
-    np.savez(d / "wrong_shape.npz", x_train=np.zeros((8, 32, 32), "uint8"),
-             y_train=np.zeros(8, "uint8"), x_test=np.zeros((8, 32, 32), "uint8"),
+    # 30x30: the networks halve the images twice, so sizes are multiples of 4.
+    np.savez(d / "wrong_shape.npz", x_train=np.zeros((8, 30, 30), "uint8"),
+             y_train=np.zeros(8, "uint8"), x_test=np.zeros((8, 30, 30), "uint8"),
              y_test=np.zeros(8, "uint8"))
-    np.savez(d / "bad_labels.npz", x_train=images[:8], y_train=labels[:8] + 10,
+    # Negative labels: not class indices.
+    np.savez(d / "bad_labels.npz", x_train=images[:8], y_train=labels[:8] - 10,
+             x_test=images[:8], y_test=labels[:8])
+    np.savez(d / "few_labels.npz", x_train=images[:8], y_train=labels[:7],
              x_test=images[:8], y_test=labels[:8])
     (d / "random.bin").write_bytes(np.random.default_rng(0).bytes(300))
     (d / "empty_dir").mkdir()
-    idx32 = d / "idx32"
-    idx32.mkdir()
+    idx30 = d / "idx30"
+    idx30.mkdir()
     for split in ("train", "t10k"):
-        _write_idx(idx32 / f"{split}-images-idx3-ubyte.gz",
-                   np.zeros((4, 32, 32), "uint8"))
-        _write_idx(idx32 / f"{split}-labels-idx1-ubyte.gz", np.zeros(4, "uint8"))
+        _write_idx(idx30 / f"{split}-images-idx3-ubyte.gz",
+                   np.zeros((4, 30, 30), "uint8"))
+        _write_idx(idx30 / f"{split}-labels-idx1-ubyte.gz", np.zeros(4, "uint8"))
     corrupt = d / "corrupt_gz"
     corrupt.mkdir()
-    for name in os.listdir(idx32):
-        data = gzip.compress(gzip.decompress((idx32 / name).read_bytes()))
+    for name in os.listdir(idx30):
+        data = gzip.compress(gzip.decompress((idx30 / name).read_bytes()))
         # After the 10-byte header: a deflate block of the reserved type.
         (corrupt / name).write_bytes(data[:10] + b"\xff" * 8 + data[18:])
     (d / "a_file").write_text("a regular file\n")
@@ -162,7 +167,7 @@ def test_bad_sample_input(files, tmp_path, case):
 
 
 def test_unknown_model_name_lists_shipped_models(tmp_path):
-    from keras_diffusion.pretrained import available_models
+    from keras_diffusion.presets import available_models
 
     error = _bad(["sample", "--model", "imagen", "--out", str(tmp_path / "x.png")],
                  ["Unknown model 'imagen'", ".keras path"], tmp_path)
@@ -171,7 +176,7 @@ def test_unknown_model_name_lists_shipped_models(tmp_path):
 
 
 def test_shipped_classifier_is_refused_as_a_sampler(tmp_path):
-    from keras_diffusion.pretrained import available_models
+    from keras_diffusion.presets import available_models
 
     if "evaluator" not in available_models():
         pytest.skip("the shipped evaluator is not in this install")
@@ -218,13 +223,16 @@ TRAIN_CASES = {
     # name: (extra args; `{files}` is the inputs folder, substrings of the error)
     "data-empty-dir": (["--data", "{files}/empty_dir"],
                        ["has no train-images-idx3-ubyte", "An MNIST directory holds"]),
-    "data-idx-32x32": (["--data", "{files}/idx32"], ["(4, 32, 32)", "(N, 28, 28)"]),
-    "data-npz-32x32": (["--data", "{files}/wrong_shape.npz"], ["(N, 28, 28)"]),
+    "data-idx-30x30": (["--data", "{files}/idx30"],
+                       ["30x30", "multiples of 4", "--image-size", "28 or 32"]),
+    "data-npz-30x30": (["--data", "{files}/wrong_shape.npz"], ["multiples of 4"]),
     "data-corrupt-gz": (["--data", "{files}/corrupt_gz"], ["Could not read"]),
     "data-random-bytes": (["--data", "{files}/random.bin"],
                           ["neither a directory nor an .npz", "x_train"]),
     "data-labels-out-of-range": (["--data", "{files}/bad_labels.npz"],
-                                 ["labels", "0-9"]),
+                                 ["whole numbers >= 0", "class indices"]),
+    "data-labels-too-few": (["--data", "{files}/few_labels.npz"],
+                            ["7 labels", "for 8 images", "one label per image"]),
     "out-under-a-file": (["--out", "{files}/a_file/run"],
                          ["Cannot create output directory", "Not a directory"]),
     "learning-rate-zero": (["--learning-rate", "0"], ["--learning-rate", "positive"]),
@@ -289,11 +297,11 @@ def poison(monkeypatch):
     compiled under every backend (the learning rate is an optimizer variable,
     which JAX reads back at each epoch's start).
     """
-    from keras_diffusion import recipes
-    from keras_diffusion import training
+    from keras_diffusion.app import recipes
+    from keras_diffusion.app import train as training
 
-    monkeypatch.setitem(recipes.RECIPES, "ddpm",
-                        dict(recipes.RECIPES["ddpm"], network=TINY_NETWORK))
+    monkeypatch.setitem(recipes.RECIPES, "ddpm", dataclasses.replace(
+        recipes.RECIPES["ddpm"], network=TINY_NETWORK))
     real_build = training.build_model
 
     def set_poison(from_epoch):
@@ -328,7 +336,7 @@ def _all_finite(weights):
 def _check_backup(backup):
     """The backup loads into a fresh recipe model; its weights are finite
     and trained (not the initial ones)."""
-    from keras_diffusion.recipes import build_model
+    from keras_diffusion.app.recipes import build_model
 
     [weights] = [name for name in os.listdir(backup)
                  if name.endswith(".weights.h5")]
@@ -348,8 +356,8 @@ def _epochs_logged(out):
 
 def test_nan_weights_keep_the_last_good_epoch_and_a_rerun_resumes(
         files, tmp_path, poison):
-    from keras_diffusion.training import TrainingError
-    from keras_diffusion.training import train
+    from keras_diffusion.app.train import TrainingError
+    from keras_diffusion.app.train import train
 
     out = tmp_path / "run"
     out.mkdir()

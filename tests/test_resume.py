@@ -141,7 +141,7 @@ def test_killed_reflow_pair_drawing_resumes_from_its_chunks(tmp_path):
     """`kd train reflow` killed while drawing pairs reuses the finished chunks."""
     from keras_diffusion import RectifiedFlow
     from keras_diffusion import UNet
-    from keras_diffusion import reflow
+    from keras_diffusion.app import reflow_pairs as reflow
 
     flow_path = str(tmp_path / "flow1.keras")
     RectifiedFlow(UNet((28, 28, 1), widths=(8,), attention_levels=(),

@@ -4,6 +4,10 @@ import pytest
 
 from keras_diffusion.samplers import DDIMSampler
 from keras_diffusion.samplers import DDPMSampler
+from keras_diffusion.samplers import DPMSolverSampler
+from keras_diffusion.samplers import EulerSampler
+from keras_diffusion.samplers import HeunSampler
+from keras_diffusion.samplers import SamplerOutput
 from keras_diffusion.samplers import make_step_function
 from keras_diffusion.samplers import run_sampler
 from keras_diffusion.schedules import LinearBetaSchedule
@@ -84,10 +88,48 @@ def test_ddim_eta_one_single_step_matches_ddpm_posterior():
 
     t, t_prev = np.array(400), np.array(399)
     np.testing.assert_allclose(
-        _np(ddim.step(model_fn, xt, t, t_prev, noise)),
-        _np(ddpm.step(model_fn, xt, t, t_prev, noise)),
+        _np(ddim.step(model_fn, xt, t, t_prev, noise).samples),
+        _np(ddpm.step(model_fn, xt, t, t_prev, noise).samples),
         rtol=1e-4, atol=1e-5,
     )
+
+
+@pytest.mark.parametrize("make", [DDPMSampler, DDIMSampler, DPMSolverSampler])
+def test_a_diffusion_step_returns_its_x0_estimate_and_the_noise(make):
+    rng = np.random.default_rng(4)
+    x0 = rng.uniform(-0.9, 0.9, size=(2, 5, 5, 1)).astype("float32")
+    sampler = make(SCHEDULE, num_steps=10)
+    t, t_prev = sampler.timesteps()[2]
+    alpha_bar = SCHEDULE.alphas_cumprod[t]
+    true_noise = rng.normal(size=x0.shape).astype("float32")
+    xt = keras.ops.convert_to_tensor(
+        (np.sqrt(alpha_bar) * x0 + np.sqrt(1 - alpha_bar) * true_noise)
+        .astype("float32"))
+    noise = keras.ops.convert_to_tensor(np.zeros_like(x0))
+    state = (sampler.initial_state(xt),) if getattr(sampler, "multistep", False) else ()
+    oracle = _oracle(x0)
+    output = sampler.step(lambda x, timestep: oracle(x, timestep), xt,
+                          np.int32(t), np.int32(t_prev), noise, *state)
+    assert isinstance(output, SamplerOutput)
+    np.testing.assert_allclose(_np(output.pred_images), x0, atol=1e-3)
+    np.testing.assert_allclose(_np(output.model_output), true_noise, atol=1e-3)
+    assert output.samples.shape == x0.shape
+
+
+@pytest.mark.parametrize("make", [EulerSampler, HeunSampler])
+def test_a_flow_step_returns_its_data_estimate_and_the_velocity(make):
+    rng = np.random.default_rng(5)
+    x0, x1 = rng.normal(size=(2, 3, 4, 4, 1)).astype("float32")
+    velocity = keras.ops.convert_to_tensor(x1 - x0)  # straight paths
+    sampler = make(4)
+    t, t_next = sampler.timesteps()[1]
+    xt = keras.ops.convert_to_tensor((1 - t) * x0 + t * x1)
+    output = sampler.step(lambda x, time: velocity, xt, t, t_next)
+    assert isinstance(output, SamplerOutput)
+    np.testing.assert_allclose(_np(output.pred_images), x1, atol=1e-5)
+    np.testing.assert_allclose(_np(output.model_output), x1 - x0, atol=1e-6)
+    np.testing.assert_allclose(_np(output.samples), (1 - t_next) * x0 + t_next * x1,
+                               atol=1e-5)
 
 
 def test_timesteps_cover_schedule():

@@ -16,10 +16,10 @@ import pytest
 
 from keras_diffusion import load_model
 from keras_diffusion.models import SAMPLING_MODELS
-from keras_diffusion.pretrained import PRETRAINED
-from keras_diffusion.pretrained import WEIGHTS_DIR
-from keras_diffusion.pretrained import available_models
-from keras_diffusion.pretrained import shipped_preset_dir
+from keras_diffusion.presets import PRETRAINED
+from keras_diffusion.presets import WEIGHTS_DIR
+from keras_diffusion.presets import available_models
+from keras_diffusion.presets import shipped_preset_dir
 from keras_diffusion.presets import read_metadata
 
 

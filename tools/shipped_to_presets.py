@@ -25,9 +25,9 @@ import numpy as np
 
 def main():
     from keras_diffusion.models import SAMPLING_MODELS
-    from keras_diffusion.pretrained import PRETRAINED
-    from keras_diffusion.pretrained import WEIGHTS_DIR
-    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.presets import PRETRAINED
+    from keras_diffusion.presets import WEIGHTS_DIR
+    from keras_diffusion.presets import load_model
     from keras_diffusion.presets import save_to_preset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -8,7 +8,9 @@ import time
 import keras
 import numpy as np
 
+from keras_diffusion.guidance import DEFAULT_GUIDANCE
 from keras_diffusion.guidance import check_guidance
+from keras_diffusion.guidance import cycled_labels
 from keras_diffusion.metrics import Evaluator
 from keras_diffusion.metrics import feature_statistics
 from keras_diffusion.metrics import frechet_distance_from_statistics
@@ -73,7 +75,7 @@ class FIDCallback(keras.callbacks.Callback):
         guidance: float >= 0, the classifier-free guidance weight of a
             class-conditional model, which is sampled with the classes in
             turn (equal counts); `None` means `kd evaluate`'s default
-            (`keras_diffusion.sampling.DEFAULT_GUIDANCE`). Only for
+            (`keras_diffusion.guidance.DEFAULT_GUIDANCE`). Only for
             conditional models.
         seed: int, seeds the sampling noise (the same at every evaluation).
         log_path: str or `None`, the CSV to write (say `fid.csv` beside
@@ -282,10 +284,8 @@ class FIDCallback(keras.callbacks.Callback):
         """The classes in turn, and the guidance, for a conditional model."""
         if not self.model.conditional:
             return {}
-        from keras_diffusion.sampling import DEFAULT_GUIDANCE
-
         guidance = DEFAULT_GUIDANCE if self.guidance is None else self.guidance
-        return {"labels": np.arange(self.num_images) % self.model.num_classes,
+        return {"labels": cycled_labels(self.model.num_classes, self.num_images),
                 "guidance": guidance}
 
     def _sync_model(self):

@@ -9,8 +9,7 @@ class Conv2D(keras.layers.Conv2D):
     layer. Under the torch backend, Keras turns each channels-last input
     into a contiguous channels-first copy and then back into a
     channels-last copy for oneDNN, and the gradient makes both copies
-    again: 29% of a DDIM step of the `ddpm` UNet on CPU went to
-    `aten::copy_` (docs/performance.md). A channels-last tensor viewed
+    again (docs/performance.md has the profile). A channels-last tensor viewed
     as `(batch, channels, height, width)` is already what oneDNN wants, so
     this layer passes that view to `torch.nn.functional.conv2d`, with the
     bias added inside the convolution rather than in a second pass, and

@@ -8,9 +8,9 @@ class GroupNorm(keras.layers.GroupNormalization):
     Same arguments, weights (`gamma`, `beta`) and results as the Keras
     layer. Under the torch backend, for float32 inputs normalized over the
     last axis, it calls `torch.nn.functional.group_norm` on a channels-first
-    view instead of Keras' generic reshape/moments arithmetic, which cost
-    about a fifth of a training step of the `ddpm` UNet on CPU, in a
-    thousand small `sum`, `div` and `mul` kernels (docs/performance.md).
+    view instead of Keras' generic reshape/moments arithmetic, a thousand
+    small `sum`, `div` and `mul` kernels per step (docs/performance.md has
+    the profile).
     Elsewhere it is the Keras layer unchanged.
 
     Args:

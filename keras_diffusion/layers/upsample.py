@@ -8,11 +8,10 @@ class Upsample(keras.layers.Layer):
 
     Under JAX the same transposed convolution is computed as a sub-pixel
     convolution (`subpixel_conv_transpose`): XLA's CPU compiler has no fast
-    kernel for a transposed (input-dilated) convolution, which made this
-    layer's forward and backward pass several times slower than every other
-    layer. Under PyTorch it calls `torch.nn.functional.conv_transpose2d` on
-    a channels-first view (`torch_conv_transpose`), without the layout
-    copies and crop of Keras' generic path, which took twice as long. The
+    kernel for a transposed (input-dilated) convolution. Under PyTorch it
+    calls `torch.nn.functional.conv_transpose2d` on a channels-first view
+    (`torch_conv_transpose`), without the layout copies and crop of Keras'
+    generic path (docs/performance.md has the measurements). The
     weights and the result are the same on every backend.
 
     Args:

@@ -1,9 +1,11 @@
-"""Metrics: the Fréchet distance and the shipped MNIST evaluator."""
+"""Metrics: the Fréchet distance, the shipped MNIST evaluator, and a flow's
+straightness."""
 
 from keras_diffusion.metrics.evaluator import Evaluator
 from keras_diffusion.metrics.frechet_distance import feature_statistics
 from keras_diffusion.metrics.frechet_distance import frechet_distance
 from keras_diffusion.metrics.frechet_distance import frechet_distance_from_statistics
+from keras_diffusion.metrics.straightness import straightness
 
 __all__ = ["Evaluator", "feature_statistics", "frechet_distance",
-           "frechet_distance_from_statistics"]
+           "frechet_distance_from_statistics", "straightness"]

@@ -57,8 +57,8 @@ class Evaluator:
     def load(cls, name_or_path="evaluator", batch_size=500):
         """Loads a classifier by shipped name or `.keras` path."""
         from keras_diffusion.networks import MNISTClassifier
-        from keras_diffusion.pretrained import load_model
-        from keras_diffusion.pretrained import resolve_model_path
+        from keras_diffusion.presets import load_model
+        from keras_diffusion.presets import resolve_model_path
 
         path = os.path.abspath(resolve_model_path(name_or_path))
         classifier = load_model(path, expected_type=MNISTClassifier)

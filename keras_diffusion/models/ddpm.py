@@ -13,6 +13,7 @@ from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
+LOSS_WEIGHTINGS = ("uniform", "min_snr")
 
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
@@ -56,6 +57,12 @@ class DDPM(GenerativeModel):
         schedule: a `NoiseSchedule`, or `"linear"` / `"cosine"`.
         seed: int or None, seeds the training noise.
         cond_drop_prob: float in [0, 1], the rate of condition dropout.
+        loss_weighting: `"uniform"` (DDPM's simple loss) or `"min_snr"`:
+            each example's squared error is weighted by
+            `min(SNR_t, min_snr_gamma) / SNR_t` (Min-SNR-gamma, Hang et al.,
+            2023, for a noise prediction), which takes weight off the
+            low-noise timesteps.
+        min_snr_gamma: float > 0, the gamma of `"min_snr"`.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -69,10 +76,17 @@ class DDPM(GenerativeModel):
     default_sampler = "ddim"
 
     def __init__(self, network, schedule="linear", seed=None, cond_drop_prob=0.1,
-                 **kwargs):
+                 loss_weighting="uniform", min_snr_gamma=5.0, **kwargs):
+        if loss_weighting not in LOSS_WEIGHTINGS:
+            raise ValueError(f"`loss_weighting` must be one of {LOSS_WEIGHTINGS}. "
+                             f"Got {loss_weighting!r}")
+        if not min_snr_gamma > 0:
+            raise ValueError(f"`min_snr_gamma` must be > 0. Got {min_snr_gamma}")
         super().__init__(network, seed=seed, cond_drop_prob=cond_drop_prob,
                          **kwargs)
         self.schedule = as_schedule(schedule)
+        self.loss_weighting = loss_weighting
+        self.min_snr_gamma = float(min_snr_gamma)
 
     def network_times(self, timesteps):
         """Integer timesteps `0 .. T-1` -> the network's times in [0, 1)."""
@@ -178,7 +192,12 @@ class DDPM(GenerativeModel):
         # Under a mixed dtype policy (say `mixed_bfloat16`) the network
         # returns its compute dtype; the loss stays in float32.
         pred_noises = ops.cast(pred_noises, noises.dtype)
-        return scale_loss_for_replicas(ops.mean(ops.square(pred_noises - noises)))
+        squared_errors = ops.square(pred_noises - noises)
+        if self.loss_weighting == "min_snr":
+            snr = self.schedule.snr(timesteps)
+            weights = ops.minimum(snr, self.min_snr_gamma) / snr
+            squared_errors = ops.reshape(weights, (-1, 1, 1, 1)) * squared_errors
+        return scale_loss_for_replicas(ops.mean(squared_errors))
 
     def make_sampler(self, sampler=None, num_steps=None, eta=0.0):
         """Returns a DDPM, DDIM or DPM-Solver++(2M) sampler for this model's
@@ -209,6 +228,8 @@ class DDPM(GenerativeModel):
     def get_config(self):
         config = super().get_config()
         config["schedule"] = keras.saving.serialize_keras_object(self.schedule)
+        config["loss_weighting"] = self.loss_weighting
+        config["min_snr_gamma"] = self.min_snr_gamma
         return config
 
     @classmethod

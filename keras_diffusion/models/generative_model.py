@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_diffusion.guidance import check_classifier_scale
 from keras_diffusion.guidance import check_guidance
+from keras_diffusion.guidance import classifier_free_guidance
 from keras_diffusion.presets import PresetMixin
 from keras_diffusion.samplers import make_step_function
 from keras_diffusion.samplers import run_sampler
@@ -91,16 +92,12 @@ class GenerativeModel(PresetMixin, keras.Model):
     def guided_output(self, samples, times, labels, guidance):
         """Classifier-free guidance: `uncond + guidance * (cond - uncond)`.
 
-        Both predictions come from one forward pass over a doubled batch.
+        Both predictions come from one forward pass over a doubled batch
+        (`guidance.classifier_free_guidance`).
         """
-        null_labels = ops.full(ops.shape(labels), self.num_classes, "int32")
-        both = self.run_network(
-            ops.concatenate([samples, samples], axis=0),
-            times,
-            ops.concatenate([ops.cast(labels, "int32"), null_labels], axis=0),
-        )
-        cond, uncond = ops.split(both, 2, axis=0)
-        return uncond + guidance * (cond - uncond)
+        return classifier_free_guidance(
+            lambda x, y: self.run_network(x, times, y), samples, labels,
+            self.num_classes, guidance)
 
     def drop_labels(self, labels):
         """Replaces each label by the null class with `cond_drop_prob`."""
@@ -124,7 +121,13 @@ class GenerativeModel(PresetMixin, keras.Model):
             )
         return self.drop_labels(ops.reshape(labels, (-1,)))
 
-    def _model_fn(self, samples, t, context):
+    def model_fn(self, samples, t, context):
+        """The sampling step's network: `(samples, t, context) -> prediction`.
+
+        `t` is the sampler's time (a `DDPM`'s integer timestep, a flow's
+        time); `context` is `None` (unconditional) or `sampling_context`'s
+        labels and guidance weight (classifier-free guidance).
+        """
         times = self.network_times(t)
         if context is None:
             return self.run_network(samples, times)
@@ -248,9 +251,7 @@ class GenerativeModel(PresetMixin, keras.Model):
         if return_trajectory:
             record_steps = trajectory_steps(len(step_sampler.timesteps()),
                                             trajectory_frames)
-        step_fn = self._step_function(step_sampler, compile,
-                                      with_prediction=return_trajectory,
-                                      classifier=classifier)
+        step_fn = self.step_function(step_sampler, compile, classifier=classifier)
         rng = np.random.default_rng(seed)
         batches = range(0, len(noise), batch_size)
         bar = None
@@ -328,7 +329,7 @@ class GenerativeModel(PresetMixin, keras.Model):
         if classifier is None:
             if classifier_scale is not None:
                 raise ValueError("`classifier_scale` needs a `classifier`.")
-            return self._check_labels(labels, guidance, num_images), None, None
+            return self.check_labels(labels, guidance, num_images), None, None
         self.check_classifier(classifier)
         if guidance is not None:
             raise ValueError("`guidance` (classifier-free) needs a "
@@ -349,7 +350,9 @@ class GenerativeModel(PresetMixin, keras.Model):
             return None, None, None
         return labels, classifier, scale
 
-    def _check_labels(self, labels, guidance, num_images):
+    def check_labels(self, labels, guidance, num_images):
+        """`labels` as `num_images` int32 class labels (or `None`), checked
+        against this model's classes and `guidance`; `ValueError` if not."""
         check_guidance(guidance)
         if labels is None:
             if guidance is not None and self.conditional:
@@ -367,24 +370,25 @@ class GenerativeModel(PresetMixin, keras.Model):
             )
         return labels
 
-    def _step_function(self, sampler, compile, with_prediction=False,
-                       classifier=None):
-        # Compiled steps are cached per sampler setting: a second `generate`
-        # (say, at each epoch's end) reuses the compiled graph. A cached
-        # classifier-guided step holds its classifier, so its id stays unique.
+    def step_function(self, sampler, compile=True, classifier=None):
+        """The compiled sampling step of `sampler` on this model's network
+        (see `samplers.make_step_function`), with classifier guidance if
+        `classifier` is given.
+
+        Compiled steps are cached per sampler setting: a second `generate`
+        (say, at each epoch's end) reuses the compiled graph. A cached
+        classifier-guided step holds its classifier, so its id stays unique.
+        """
         key = (type(sampler).__name__, sampler.num_steps,
                getattr(sampler, "eta", None), getattr(sampler, "clip_sample", None),
-               compile, bool(with_prediction),
-               None if classifier is None else id(classifier))
+               compile, None if classifier is None else id(classifier))
         if key not in self._step_functions:
-            model_fn, variables = self._model_fn, self.network.variables
+            model_fn, variables = self.model_fn, self.network.variables
             if classifier is not None:
                 model_fn = self.classifier_model_fn(classifier)
                 variables = variables + classifier.variables
             self._step_functions[key] = make_step_function(
-                sampler, model_fn, variables, compile,
-                with_prediction=with_prediction,
-            )
+                sampler, model_fn, variables, compile)
         return self._step_functions[key]
 
     def _unknown_sampler(self, sampler, others):

@@ -13,7 +13,7 @@ class LatentRectifiedFlow(LatentMixin, RectifiedFlow):
     integrates latents with the same samplers and decodes them. The VAE is
     stored inside the model, so one `.keras` file samples images. Reflow
     pairs (`fit({"noise": x0, "images": x1})`) are in the scaled latent
-    space, as `keras_diffusion.reflow.generate_pairs` writes them. The
+    space, as `keras_diffusion.app.reflow_pairs.generate_pairs` writes them. The
     latent machinery (`keras_diffusion.models.latent.LatentMixin`) is
     shared with `LatentDiffusion`.
 

@@ -36,7 +36,7 @@ class RectifiedFlow(GenerativeModel):
 
     Reflow: `model.fit({"noise": x0, "images": x1})` trains on given
     (noise, image) pairs instead of drawing fresh noise, such as the pairs
-    that `keras_diffusion.reflow.generate_pairs` draws from a trained flow
+    that `keras_diffusion.app.reflow_pairs.generate_pairs` draws from a trained flow
     (the coupling `(Z_0, Z_1)` of the paper); a flow trained on them
     (Flow-2, "2-rectified flow") has straighter paths and samples well in
     fewer steps. The dict may also hold `"labels"`.

@@ -2,6 +2,7 @@ import numpy as np
 from keras import ops
 
 from keras_diffusion.samplers.ddpm_sampler import DDPMSampler
+from keras_diffusion.samplers.sampler_output import SamplerOutput
 
 
 class DDIMSampler(DDPMSampler):
@@ -47,16 +48,17 @@ class DDIMSampler(DDPMSampler):
     def step(self, model_fn, samples, t, t_prev, noise=None):
         pred_noises = model_fn(samples, t)
         pred_images = self.predict_images(samples, pred_noises, t)
+        directions = pred_noises
         if self.clip_sample:
             # Keep the noise direction consistent with the clipped image.
             alpha_bars = self.lookup("alpha_bars", t)
-            pred_noises = (samples - ops.sqrt(alpha_bars) * pred_images) / ops.sqrt(
+            directions = (samples - ops.sqrt(alpha_bars) * pred_images) / ops.sqrt(
                 1.0 - alpha_bars
             )
         next_samples = (
             ops.sqrt(self.lookup("alpha_bars_prev", t)) * pred_images
-            + self.lookup("direction", t) * pred_noises
+            + self.lookup("direction", t) * directions
         )
         if self.needs_noise:
             next_samples = next_samples + self.lookup("sigmas", t) * noise
-        return next_samples
+        return SamplerOutput(next_samples, pred_images, pred_noises)

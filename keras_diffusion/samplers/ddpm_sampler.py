@@ -1,6 +1,7 @@
 import numpy as np
 from keras import ops
 
+from keras_diffusion.samplers.sampler_output import SamplerOutput
 from keras_diffusion.schedules import as_schedule
 
 
@@ -104,8 +105,13 @@ class DDPMSampler:
             samples: the current noisy samples x_t.
             t, t_prev: scalar int timesteps (a pair from `timesteps()`).
             noise: standard normal noise shaped like `samples`.
+
+        Returns:
+            A `SamplerOutput`: x_{t_prev}, the x_0 estimate and the
+            predicted noise.
         """
         pred_noises = model_fn(samples, t)
         pred_images = self.predict_images(samples, pred_noises, t)
         mean, variance = self.posterior_mean_variance(pred_images, samples, t)
-        return mean + ops.sqrt(variance) * noise
+        return SamplerOutput(mean + ops.sqrt(variance) * noise, pred_images,
+                             pred_noises)

@@ -2,6 +2,7 @@ import numpy as np
 from keras import ops
 
 from keras_diffusion.samplers.ddpm_sampler import DDPMSampler
+from keras_diffusion.samplers.sampler_output import SamplerOutput
 
 
 class DPMSolverSampler(DDPMSampler):
@@ -40,9 +41,9 @@ class DPMSolverSampler(DDPMSampler):
     | `coef_samples`     | sigma_{t_prev} / sigma_t                 |
     | `coef_images`      | alpha_{t_prev} * (1 - exp(-h))           |
 
-    A multistep sampler: `step` takes the previous step's `pred_images` and
-    returns the new one beside the next samples; `initial_state` gives the
-    first (unused) one, and `run_sampler` carries it from step to step
+    A multistep sampler: `step` takes the previous step's `pred_images` (a
+    field of every step's `SamplerOutput`); `initial_state` gives the first
+    (unused) one, and `run_sampler` carries it from step to step
     (`multistep = True`). The coefficients are float64 tables indexed by
     `t`, as for `DDPMSampler`.
 
@@ -70,8 +71,8 @@ class DPMSolverSampler(DDPMSampler):
     >>> sampler = DPMSolverSampler(num_steps=10)
     >>> samples, pred_images = noise, sampler.initial_state(noise)
     >>> for t, t_prev in sampler.timesteps():
-    ...     samples, pred_images = sampler.step(noise_fn, samples, t, t_prev,
-    ...                                         None, pred_images)
+    ...     output = sampler.step(noise_fn, samples, t, t_prev, None, pred_images)
+    ...     samples, pred_images = output.samples, output.pred_images
     """
 
     needs_noise = False
@@ -151,13 +152,15 @@ class DPMSolverSampler(DDPMSampler):
                 (`initial_state(samples)` for the first step).
 
         Returns:
-            `(next_samples, pred_images)`: x_{t_prev}, and this step's
-            (clipped, if `clip_sample`) x_0 estimate for the next step.
+            A `SamplerOutput`: x_{t_prev}, this step's (clipped, if
+            `clip_sample`) x_0 estimate, the next step's `pred_images_last`,
+            and the predicted noise.
         """
-        pred_images = self.predict_images(samples, model_fn(samples, t), t)
+        pred_noises = model_fn(samples, t)
+        pred_images = self.predict_images(samples, pred_noises, t)
         d1 = self.lookup("inverse_r", t) * (pred_images - pred_images_last)
         next_samples = (
             self.lookup("coef_samples", t) * samples
             + self.lookup("coef_images", t) * (pred_images + 0.5 * d1)
         )
-        return next_samples, pred_images
+        return SamplerOutput(next_samples, pred_images, pred_noises)

@@ -1,5 +1,7 @@
 import numpy as np
 
+from keras_diffusion.samplers.sampler_output import SamplerOutput
+
 from keras_diffusion.utils.checks import check_int
 
 
@@ -25,7 +27,7 @@ class EulerSampler:
     >>> sampler = EulerSampler(num_steps=4)
     >>> sampler.timesteps()
     [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
-    >>> x = sampler.step(velocity_fn, noise, 0.0, 0.25)
+    >>> x = sampler.step(velocity_fn, noise, 0.0, 0.25).samples
     """
 
     needs_noise = False
@@ -49,12 +51,18 @@ class EulerSampler:
             samples: the current samples x_t.
             t, t_next: scalar float times (a pair from `timesteps()`).
             noise: unused (the sampler is deterministic).
+
+        Returns:
+            A `SamplerOutput`: x_{t_next}, the data estimate
+            `x_t + (1 - t) * v` and the velocity `v`.
         """
-        return samples + (t_next - t) * model_fn(samples, t)
+        velocity = model_fn(samples, t)
+        return SamplerOutput(samples + (t_next - t) * velocity,
+                             self.predict_images(samples, velocity, t), velocity)
 
     def predict_images(self, samples, velocity, t):
         """The data end of the straight line through `x_t` with velocity
         `v(x_t, t)`: `x_t + (1 - t) * v` (what one Euler step to `t = 1`
-        would give; used to show sampling trajectories).
+        would give; shown in sampling trajectories).
         """
         return samples + (1.0 - t) * velocity

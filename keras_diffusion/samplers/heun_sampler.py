@@ -1,4 +1,5 @@
 from keras_diffusion.samplers.euler_sampler import EulerSampler
+from keras_diffusion.samplers.sampler_output import SamplerOutput
 
 
 class HeunSampler(EulerSampler):
@@ -20,14 +21,21 @@ class HeunSampler(EulerSampler):
 
     Example:
     >>> sampler = HeunSampler(num_steps=4)
-    >>> x = sampler.step(velocity_fn, noise, 0.0, 0.25)
+    >>> x = sampler.step(velocity_fn, noise, 0.0, 0.25).samples
     """
 
     default_num_steps = 8
 
     def step(self, model_fn, samples, t, t_next, noise=None):
-        """One Heun step: x_t -> x_{t_next} (see the class docstring)."""
+        """One Heun step: x_t -> x_{t_next} (see the class docstring).
+
+        Returns a `SamplerOutput` whose data estimate and velocity are the
+        step's first evaluation's, as `EulerSampler.step`'s.
+        """
         step_size = t_next - t
         velocity = model_fn(samples, t)
         guess = samples + step_size * velocity
-        return samples + (0.5 * step_size) * (velocity + model_fn(guess, t_next))
+        next_samples = samples + (0.5 * step_size) * (
+            velocity + model_fn(guess, t_next))
+        return SamplerOutput(next_samples, self.predict_images(samples, velocity, t),
+                             velocity)

@@ -5,37 +5,28 @@ from keras_diffusion.utils.compile import compile_function
 from keras_diffusion.utils.compile import without_gradients
 
 
-def make_step_function(sampler, model_fn, variables, compile=True,
-                       with_prediction=False):
-    """`(samples, t, t_next, noise, context) -> next samples`, compiled.
+def make_step_function(sampler, model_fn, variables, compile=True):
+    """`(samples, t, t_next, noise, context) -> SamplerOutput`, compiled.
 
-    For a multistep sampler (`sampler.multistep`, such as
-    `DPMSolverSampler`) the step also takes and returns the sampler's state
-    (the previous step's prediction):
-    `(samples, t, t_next, noise, context, state) -> (next samples, state)`.
+    A multistep sampler (`sampler.multistep`, such as `DPMSolverSampler`)
+    takes one more argument, its state: the previous step's `pred_images`,
+    `(samples, t, t_next, noise, context, state) -> SamplerOutput`.
 
     Args:
         sampler: object with `step(model_fn, samples, t, t_next, noise)`
-            (a multistep sampler: `step(..., noise, state)` returning
-            `(next samples, state)`) and, for `with_prediction`,
-            `predict_images(samples, output, t)`.
+            (a multistep sampler: `step(..., noise, state)`) returning a
+            `SamplerOutput`.
         model_fn: callable `(samples, t, context) -> prediction`; `context`
             carries per-call tensors such as class labels and the guidance
             weight, so that changing them does not recompile.
         variables: the Keras variables that `model_fn` reads.
         compile: bool; `False` steps eagerly (for debugging and benchmarks),
             still without recording gradients.
-        with_prediction: bool; the step then returns `(next samples,
-            predicted final samples)` (a multistep sampler: `((next
-            samples, state), predicted final samples)`), the prediction made
-            from the step's first network output (DDPM/DDIM/DPM: the x_0
-            estimate; a flow: `x_t + (1 - t) * v`). For trajectories; a
-            separate function, so the plain step computes nothing extra.
 
     Example:
     >>> step_fn = make_step_function(DDIMSampler(num_steps=50), model_fn,
     ...                              network.variables)
-    >>> x = step_fn(x, t, t_next, None, None)
+    >>> x = step_fn(x, t, t_next, None, None).samples
     """
 
     def step(samples, t, t_next, noise, context, *state):
@@ -44,18 +35,7 @@ def make_step_function(sampler, model_fn, variables, compile=True,
 
         return sampler.step(network, samples, t, t_next, noise, *state)
 
-    def step_with_prediction(samples, t, t_next, noise, context, *state):
-        outputs = []
-
-        def network(x, timestep):
-            outputs.append(model_fn(x, timestep, context))
-            return outputs[-1]
-
-        next_samples = sampler.step(network, samples, t, t_next, noise, *state)
-        return next_samples, sampler.predict_images(samples, outputs[0], t)
-
-    fn = step_with_prediction if with_prediction else step
-    return compile_function(fn, variables) if compile else without_gradients(fn)
+    return compile_function(step, variables) if compile else without_gradients(step)
 
 
 def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
@@ -71,7 +51,7 @@ def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
         sampler: object with `timesteps()` and `needs_noise`; a multistep
             sampler (`multistep = True`) also has `initial_state(samples)`,
             whose value is passed to the first step, and each step's
-            returned state to the next.
+            `pred_images` to the next.
         step_fn: from `make_step_function`.
         initial_noise: NumPy array, the starting samples.
         seed: int, seeds the per-step noise.
@@ -79,9 +59,8 @@ def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
             to advance by one per step (for a bar over several batches).
         context: passed to every step (see `make_step_function`).
         record_steps: `None`, or the indices (0-based, into
-            `sampler.timesteps()`) of the steps whose predictions to keep;
-            `step_fn` must then come from `make_step_function(...,
-            with_prediction=True)`.
+            `sampler.timesteps()`) of the steps whose `pred_images` (the
+            estimate of the final samples) to keep.
 
     Returns:
         NumPy float32 array shaped like `initial_noise`; with `record_steps`,
@@ -108,15 +87,10 @@ def run_sampler(sampler, step_fn, initial_noise, seed=0, progress=True,
                 rng.standard_normal(initial_noise.shape).astype("float32")
             )
         args = (samples, _scalar(t), _scalar(t_next), noise, context)
-        outputs = step_fn(*args, state) if multistep else step_fn(*args)
-        if record is not None:
-            outputs, prediction = outputs
-            if index in record:
-                predictions.append(keras.ops.convert_to_numpy(prediction))
-        if multistep:
-            samples, state = outputs
-        else:
-            samples = outputs
+        output = step_fn(*args, state) if multistep else step_fn(*args)
+        if record is not None and index in record:
+            predictions.append(keras.ops.convert_to_numpy(output.pred_images))
+        samples, state = output.samples, output.pred_images
         if bar:
             bar.add(1)
     samples = keras.ops.convert_to_numpy(samples)

@@ -45,6 +45,14 @@ class NoiseSchedule:
         timesteps = ops.cast(timesteps, "int32") + 1
         return ops.take(ops.convert_to_tensor(table), timesteps)
 
+    def snr(self, timesteps):
+        """The signal-to-noise ratio `alpha_bar_t / (1 - alpha_bar_t)` of
+        integer timesteps `0 .. T-1` (computed in float64, returned in
+        float32)."""
+        alphas_cumprod = self.alphas_cumprod
+        table = (alphas_cumprod / (1.0 - alphas_cumprod)).astype("float32")
+        return ops.take(ops.convert_to_tensor(table), ops.cast(timesteps, "int32"))
+
     def signal_rates(self, timesteps):
         return ops.sqrt(self.alpha_bar(timesteps))
 

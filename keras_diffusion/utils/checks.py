@@ -12,3 +12,19 @@ def check_int(name, value, minimum=1):
     if not valid:
         raise ValueError(f"`{name}` must be an integer >= {minimum}. Got {value!r}")
     return int(value)
+
+
+# Seeds of `numpy.random.default_rng` and Keras' seed generators.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed):
+    """Returns `seed` as an int; raises `ValueError` unless it is in 0 to
+    `MAX_SEED`."""
+    try:
+        valid = not isinstance(seed, bool) and int(seed) == seed
+    except (TypeError, ValueError):
+        valid = False
+    if not valid or not 0 <= int(seed) <= MAX_SEED:
+        raise ValueError(f"`seed` must be an integer in 0 to {MAX_SEED}. Got {seed!r}")
+    return int(seed)

@@ -2,14 +2,13 @@
 
 XLA's CPU backend runs a program's operations one after another, and the
 convolutions of this package's small UNets (a few million multiplies each)
-are too small to keep more than about 1.5 of 2 cores busy: a profile of a
-`ddpm` training step (docs/performance.md) shows each operation running
-alone. TensorFlow and PyTorch spread the same work over every core.
+are too small to keep every core busy: a profile of a `ddpm` training
+step (docs/performance.md) shows each operation running alone. TensorFlow and PyTorch spread the same work over every core.
 
 The fix that is ours to make: ask XLA for one CPU device per core
 (`--xla_force_host_platform_device_count`, read once, when JAX starts its
 backend) and train data-parallel over them, each device taking its share of
-the batch (`keras_diffusion.distribution.data_parallel`). The devices'
+the batch (`keras_diffusion.app.distribution.data_parallel`). The devices'
 programs then run side by side, and the replicas' gradients are averaged
 over the global batch, so the training math is unchanged.
 

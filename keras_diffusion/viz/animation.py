@@ -65,7 +65,8 @@ def save_animation(frames, path, final=None, num_columns=None, scale=2,
         grid = _with_progress_bar(grid, (index + 1) / len(grids), scale)
         shades = np.round(np.clip(grid, 0.0, 1.0) * top) / top
         pixels = np.round(shades * 255).astype("uint8")
-        images.append(Image.fromarray(pixels))  # 2-D uint8: mode "L"
+        # 2-D uint8: mode "L"; RGB grids are quantized to a GIF palette.
+        images.append(Image.fromarray(pixels))
     durations = [int(frame_ms)] * (len(images) - 1) + [int(final_ms)]
     with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True,
@@ -82,6 +83,6 @@ def check_animation_path(path):
 def _with_progress_bar(grid, fraction, scale):
     """`grid` with a strip below it, dark up to `fraction` of its width."""
     height = 2 * scale
-    strip = np.ones((height + scale, grid.shape[1]), "float32")
+    strip = np.ones((height + scale,) + grid.shape[1:], "float32")
     strip[scale:, : int(round(fraction * grid.shape[1]))] = 0.35
     return np.concatenate([grid, strip], axis=0)

@@ -1,11 +1,12 @@
-"""Reflow: (noise, image) pairs drawn from a trained flow, and straightness.
+"""Reflow: (noise, image) pairs drawn from a trained flow.
 
 Reflow (Liu et al., 2023) trains a new flow, Flow-2, on the coupling that a
 trained flow, Flow-1, defines: pairs `(x0, x1)` where `x1` is what Flow-1's
 ODE makes of the noise `x0`. Flow-2 then learns paths that are nearly
 straight, so a few Euler steps sample it well. `generate_pairs` writes the
 pairs (resumably); `RectifiedFlow.fit({"noise": ..., "images": ...})` trains
-on them; `straightness` measures how straight a flow's paths are.
+on them; `keras_diffusion.metrics.straightness` measures how straight a
+flow's paths are.
 """
 
 import hashlib
@@ -17,15 +18,15 @@ import shutil
 import keras
 import numpy as np
 
+from keras_diffusion.guidance import cycled_labels
 from keras_diffusion.models import RectifiedFlow
-from keras_diffusion.samplers import EulerSampler
 from keras_diffusion.utils.checks import check_int
 from keras_diffusion.utils.io import atomic_path
 
 CHUNK_NAME = "chunk_{:05d}.npz"
 SETTINGS_NAME = "settings.json"
 
-__all__ = ["copy_flow", "generate_pairs", "load_pairs", "straightness"]
+__all__ = ["copy_flow", "generate_pairs", "load_pairs"]
 
 
 def generate_pairs(flow, num_pairs, path, seed=0, batch_size=256, num_steps=100,
@@ -150,7 +151,7 @@ def _draw_chunk(flow, seed, index, start, count, num_steps, guidance, compile):
     arrays = {"noise": noise}
     labels = None
     if flow.conditional:
-        labels = (np.arange(start, start + count) % flow.num_classes).astype("int32")
+        labels = cycled_labels(flow.num_classes, count, start)
     images = flow.sample_from_noise(noise, "euler", num_steps, batch_size=count,
                                     progress=False, compile=compile, labels=labels,
                                     guidance=guidance)
@@ -189,71 +190,6 @@ def load_pairs(path):
             f"({len(noise)},)."
         )
     return pairs
-
-
-def straightness(model, noise, num_steps=16, labels=None, guidance=None,
-                 batch_size=256, compile=True):
-    """How far a flow's Euler paths are from straight lines.
-
-    Integrates `model` from `noise` with `num_steps` Euler steps and
-    returns the mean, over the steps, the samples and the dimensions, of
-    `(v(x_t, t) - (x_1 - x_0)) ** 2`, where `x_1 - x_0` is the straight line
-    from each path's start to its end. It is 0 for straight paths (the
-    paper's S(Z), per dimension and discretized); reflow lowers it.
-
-    Args:
-        model: a `RectifiedFlow` (or `LatentRectifiedFlow`).
-        noise: float array `(N,) + model.image_shape`, the paths' starts.
-        num_steps: int >= 1, Euler steps.
-        labels, guidance: as for `RectifiedFlow.generate`.
-        batch_size: int >= 1, paths integrated at once.
-        compile: bool, compile the velocity evaluation.
-
-    Returns:
-        float >= 0.
-
-    Example:
-    >>> noise = np.random.default_rng(0).standard_normal((256, 28, 28, 1))
-    >>> straightness(flow1, noise), straightness(flow2, noise)
-    """
-    _check_flow(model)
-    batch_size = check_int("batch_size", batch_size)
-    noise = np.asarray(noise, "float32")
-    if noise.shape[1:] != model.image_shape or len(noise) == 0:
-        raise ValueError(
-            f"`noise` must have shape (N,) + {model.image_shape} with N >= 1. "
-            f"Got {noise.shape}"
-        )
-    labels = model._check_labels(labels, guidance, len(noise))
-    grid = _VelocityStep(num_steps)
-    velocity_fn = model._step_function(grid, compile)
-    total = 0.0
-    for start in range(0, len(noise), batch_size):
-        samples = noise[start : start + batch_size]
-        context = model.sampling_context(labels, guidance, start, batch_size)
-        sum_v = np.zeros(samples.shape, "float64")
-        sum_v2 = np.zeros(samples.shape, "float64")
-        for t, t_next in grid.timesteps():
-            velocity = keras.ops.convert_to_numpy(velocity_fn(
-                keras.ops.convert_to_tensor(samples), _float(t), _float(t_next),
-                None, context,
-            )).astype("float64")
-            samples = (samples + (t_next - t) * velocity).astype("float32")
-            sum_v += velocity
-            sum_v2 += velocity**2
-        # With equal steps x_1 - x_0 is the mean velocity, and the mean over
-        # steps of (v_k - mean)^2 is mean(v_k^2) - mean^2.
-        mean_v = sum_v / grid.num_steps
-        deviation = np.maximum(sum_v2 / grid.num_steps - mean_v**2, 0.0)
-        total += float(deviation.sum())
-    return total / noise.size
-
-
-class _VelocityStep(EulerSampler):
-    """Euler's time grid, with a `step` that returns the velocity itself."""
-
-    def step(self, model_fn, samples, t, t_next, noise=None):
-        return model_fn(samples, t)
 
 
 def fingerprint(flow):
@@ -309,7 +245,3 @@ def _save_npz(path, arrays):
     # Through a file object, so np.savez never renames the temporary file.
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-
-
-def _float(value):
-    return keras.ops.convert_to_tensor(np.float32(value))

@@ -32,7 +32,7 @@ def accuracy_vs_t(classifier="classifier", data=None, timesteps=DEFAULT_TIMESTEP
     [(0, 0.98...), (500, 0.8...)]
     """
     from keras_diffusion.models import NoisyClassifier
-    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.presets import load_model
 
     if not isinstance(classifier, NoisyClassifier):
         classifier = load_model(classifier, expected_type=NoisyClassifier)

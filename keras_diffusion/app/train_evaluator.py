@@ -7,7 +7,9 @@ import time
 import keras
 import numpy as np
 
-from keras_diffusion.data import load_mnist
+from keras_diffusion.app.recipes import RECIPES
+from keras_diffusion.data import DataError
+from keras_diffusion.data import load_images
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
 from keras_diffusion.networks import MNISTClassifier
@@ -15,15 +17,19 @@ from keras_diffusion.presets import save_to_preset
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_dir
 
-EPOCHS = 15
-BATCH_SIZE = 128
-LEARNING_RATE = 2e-3
+# The defaults live in the recipe `evaluator`.
+EPOCHS = RECIPES["evaluator"].epochs
+BATCH_SIZE = RECIPES["evaluator"].batch_size
+LEARNING_RATE = RECIPES["evaluator"].learning_rate
 MAX_SHIFT = 2  # pixels
+# Without a test split, one image in this many is held out to test on.
+HOLD_OUT = 10
 MAX_ROTATION = 10  # degrees
 
 
 def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=None,
-                    seed=0, learning_rate=LEARNING_RATE, verbose=1):
+                    seed=0, learning_rate=LEARNING_RATE, verbose=1,
+                    image_size=None, channels=None):
     """Trains the `MNISTClassifier` that scores samples, and saves it.
 
     Trains on the MNIST train split with light augmentation (random shifts of
@@ -35,8 +41,10 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
     accuracy, the settings and the training time).
 
     Args:
-        data: `None` (tensorflow-datasets) or a path to an MNIST IDX
-            directory or `.npz`.
+        data: labelled images, as `keras_diffusion.data.load_images` reads
+            them (`None`: MNIST through tensorflow-datasets); the network
+            is built for their size, channels and classes. Without a test
+            split, every `HOLD_OUT`-th image is held out.
         epochs: int, passes over the training images.
         batch_size: int.
         out_dir: str, output directory (default `runs/evaluator/`).
@@ -44,6 +52,7 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
         learning_rate: float, Adam's initial learning rate.
         verbose: Keras verbosity (1: progress bar); also prints the test
             accuracy and the training time when nonzero.
+        image_size, channels: resize and convert, as for `train`.
 
     Returns:
         The path of the saved `.keras` model.
@@ -56,8 +65,8 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
             raise ValueError(f"`{name}` must be >= 1. Got {value}")
     if learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be > 0. Got {learning_rate}")
-    train_images, train_labels = load_mnist(data, "train")
-    test_images, test_labels = load_mnist(data, "test")
+    (train_images, train_labels), (test_images, test_labels), num_classes = (
+        _labelled_splits(data, image_size, channels))
     out_dir = check_writable_dir(out_dir or os.path.join("runs", "evaluator"))
     steps_per_epoch = len(train_images) // batch_size
     if steps_per_epoch < 1:
@@ -67,7 +76,8 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
         )
 
     keras.utils.set_random_seed(seed)
-    classifier = MNISTClassifier(name="evaluator")
+    classifier = MNISTClassifier(image_shape=train_images.shape[1:],
+                                 num_classes=num_classes, name="evaluator")
     images = keras.Input(classifier.image_shape, name="images")
     trainer = keras.Model(images, classifier(images)["logits"])
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -80,7 +90,7 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
     )
     dataset = make_dataset(
         to_model_range(train_images), train_labels, batch_size=batch_size, seed=seed
-    ).map(_augmenter(seed))
+    ).map(_augmenter(seed, train_images.shape[1]))
 
     start = time.perf_counter()
     trainer.fit(
@@ -117,13 +127,43 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
     return path
 
 
-def _augmenter(seed):
+def _labelled_splits(data, image_size=None, channels=None):
+    """`(train images, labels), (test images, labels), num_classes`.
+
+    A source without splits (a folder, an `.npz` of one set) gives the same
+    images for both; then every `HOLD_OUT`-th image is held out for the
+    test accuracy.
+    """
+    train = load_images(data, "train", image_size, channels)
+    test = load_images(data, "test", image_size, channels)
+    for loaded in (train, test):
+        if loaded.labels is None:
+            raise DataError(
+                f"The evaluator learns the classes of the images, and those "
+                f"from {loaded.source!r} have no labels: put each class in its "
+                "own sub-folder (or give labels in the .npz)."
+            )
+    num_classes = (len(train.class_names) if train.class_names
+                   else int(max(train.labels.max(), test.labels.max())) + 1)
+    if num_classes < 2:
+        raise DataError(f"The images from {train.source!r} have one class "
+                        "only; the evaluator needs two or more.")
+    images, labels = train.images, train.labels
+    test_images, test_labels = test.images, test.labels
+    if images.shape == test_images.shape and np.array_equal(labels, test_labels):
+        held_out = np.arange(len(images)) % HOLD_OUT == HOLD_OUT - 1
+        test_images, test_labels = images[held_out], labels[held_out]
+        images, labels = images[~held_out], labels[~held_out]
+    return (images, labels), (test_images, test_labels), num_classes
+
+
+def _augmenter(seed, image_height=28):
     """A `tf.data` map function: random shifts and small rotations.
 
     Keras preprocessing layers run inside `tf.data` under every backend. The
     background of images in [-1, 1] is -1, so that is the fill value.
     """
-    shift = MAX_SHIFT / 28
+    shift = MAX_SHIFT / image_height
     layers = [
         keras.layers.RandomTranslation(shift, shift, fill_mode="constant",
                                        fill_value=-1.0, seed=seed),

@@ -2,49 +2,48 @@
 
 import collections
 import contextlib
-import json
 import math
 import os
 import shutil
 
 import keras
-import numpy as np
 
 from keras_diffusion.callbacks import FIDCallback
-from keras_diffusion.data import check_mnist
+from keras_diffusion.data import DataError
 from keras_diffusion.data import describe_data
 from keras_diffusion.data import load_images
-from keras_diffusion.data import load_mnist
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
-from keras_diffusion.distribution import cpu_data_parallel
-from keras_diffusion.distribution import data_parallel
+from keras_diffusion.app.distribution import cpu_data_parallel
+from keras_diffusion.app.distribution import data_parallel
 from keras_diffusion.models import LatentDiffusion
+from keras_diffusion.models import NoisyClassifier
 from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.models import VAE
-from keras_diffusion.pretrained import ModelFileError
+from keras_diffusion.presets import ModelFileError
 from keras_diffusion.presets import save_to_preset
-from keras_diffusion.pretrained import load_model
-from keras_diffusion.recipes import build_model
-from keras_diffusion.recipes import get_recipe
-from keras_diffusion.recipes import is_conditional
-from keras_diffusion.recipes import make_optimizer
-from keras_diffusion.recipes import needs_vae
-from keras_diffusion.reflow import copy_flow
-from keras_diffusion.reflow import generate_pairs
-from keras_diffusion.reflow import load_pairs
+from keras_diffusion.presets import load_model
+from keras_diffusion.app.callbacks import BACKUP_EVERY
+from keras_diffusion.app.callbacks import Backup
+from keras_diffusion.app.callbacks import ReconstructionGrid
+from keras_diffusion.app.callbacks import SampleGrid
+from keras_diffusion.app.callbacks import SetLearningRate
+from keras_diffusion.app.callbacks import StepLimit
+from keras_diffusion.app.recipes import build_model
+from keras_diffusion.app.recipes import get_recipe
+from keras_diffusion.app.reflow_pairs import copy_flow
+from keras_diffusion.app.reflow_pairs import generate_pairs
+from keras_diffusion.app.reflow_pairs import load_pairs
 from keras_diffusion.utils.checks import check_int
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_dir
 from keras_diffusion.utils.lock import lock_directory
-from keras_diffusion.viz import save_image_grid
 
 
-# Optimizer steps between backups: a rerun after a crash or Ctrl-C loses at
-# most this many (there is a backup at every epoch's end too).
-BACKUP_EVERY = 10
 # Images sampled and scored per FID evaluation of `train(eval_every=...)`.
 EVAL_IMAGES = 256
+# The images the MNIST evaluator (behind `eval_every`) reads.
+MNIST_SHAPE = (28, 28, 1)
 
 
 class TrainingError(RuntimeError):
@@ -54,8 +53,15 @@ class TrainingError(RuntimeError):
 def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
           out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1,
           vae=None, distribute=None, overwrite=False, backup_every=BACKUP_EVERY,
-          eval_every=None, eval_images=EVAL_IMAGES):
-    """Trains the default model of `kind` on MNIST and saves it.
+          eval_every=None, eval_images=EVAL_IMAGES, image_size=None,
+          channels=None):
+    """Trains the model of the recipe `kind` on a set of images and saves it.
+
+    The networks are built for the data: its height, width and channels,
+    and, for the class-conditional kinds, its class count (those need
+    labelled data). The recipes' settings are MNIST's (28x28x1, 10
+    classes); other data needs a height and width that the networks can
+    halve twice (multiples of 4; `image_size` resizes).
 
     Writes to `out_dir` (default `runs/<kind>/`): `<kind>.keras` (the final
     model, EMA weights, with its optimizer so training can continue),
@@ -75,9 +81,11 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
     `out_dir` (an OS file lock; see `keras_diffusion.utils.lock`).
 
     Args:
-        kind: str, a recipe name (see `keras_diffusion.recipes.RECIPES`).
-        data: `None` (tensorflow-datasets) or a path to an MNIST IDX
-            directory or `.npz`.
+        kind: str, a recipe name (see `keras_diffusion.app.recipes.RECIPES`).
+        data: what `keras_diffusion.data.load_images` reads: `None` (MNIST
+            through tensorflow-datasets), `"tfds:NAME[:SPLIT]"`, a folder of
+            images (class sub-folders for labels), an MNIST IDX directory
+            or an `.npz`.
         epochs: int, passes over the data.
         max_steps: int, stop after this many optimizer steps in total. With
             neither `epochs` nor `max_steps`, the recipe's `max_steps`.
@@ -91,7 +99,7 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
             VAE; `None` trains one first.
         distribute: bool, train data-parallel on every device (and, under
             JAX with the `KERAS_DISTRIBUTION_*` variables set, every host)
-            with `keras_diffusion.distribution.data_parallel`; `batch_size`
+            with `keras_diffusion.app.distribution.data_parallel`; `batch_size`
             is then the global batch, split evenly among the devices. Only
             process 0 writes files. See docs/distributed.md. `None` (the
             default): data-parallel only over the CPU devices that
@@ -108,6 +116,10 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
             `log.csv` (`keras_diffusion.callbacks.FIDCallback`; the
             diffusion and flow kinds only).
         eval_images: int >= 2, images per FID evaluation.
+        image_size: `None` (the images' own size, one for all), an int
+            (square) or `(height, width)`: resize every image.
+        channels: `None` (the images' own), 1 or 3: convert to grayscale
+            or RGB.
 
     Returns:
         The path of the saved `.keras` model.
@@ -115,7 +127,7 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
     if distribute:
         context = data_parallel()
     elif distribute is None:
-        context = cpu_data_parallel(batch_size or get_recipe(kind).get("batch_size"))
+        context = cpu_data_parallel(batch_size or get_recipe(kind).batch_size)
     else:
         context = contextlib.nullcontext()
     with context as replicas:
@@ -128,15 +140,17 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
                       "on it alone.")
         return _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
                       learning_rate, sample_every, verbose, vae, replicas,
-                      overwrite, backup_every, eval_every, eval_images)
+                      overwrite, backup_every, eval_every, eval_images,
+                      image_size, channels)
 
 
 def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
            learning_rate, sample_every, verbose, vae, replicas, overwrite,
-           backup_every, eval_every, eval_images):
+           backup_every, eval_every, eval_images, image_size, channels):
     """`train`, inside the distribution (`replicas`) if there is one."""
     recipe = get_recipe(kind)
-    if recipe["model"] == "reflow":
+    kind = recipe.name
+    if recipe.from_flow:
         raise ValueError("Reflow starts from a trained flow: use "
                          "`train_reflow(flow)` (`kd train reflow --from FLOW1`).")
     requested = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size}
@@ -144,21 +158,28 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
                                             learning_rate, seed)
     backup_every = check_int("backup_every", backup_every)
     _check_batch_split(batch_size, replicas)
-    if vae is not None and not needs_vae(kind):
-        raise ValueError(f"--vae applies to latent models, not to {kind!r}.")
+    if vae is not None and not recipe.needs_vae:
+        raise ValueError(f"`vae` applies to latent models, not to {kind!r}.")
     # Every check on the input comes before the output directory is made.
     if vae is not None and not isinstance(vae, VAE):
         vae = load_model(vae, expected_type=VAE)
-    loaded = load_images(data, "train")
-    images, labels = check_mnist(loaded, "train")
+    loaded = load_images(data, "train", image_size, channels)
+    images, labels = loaded.images, loaded.labels
+    image_shape, num_classes = images.shape[1:], _num_classes(loaded)
+    _check_data_for(recipe, loaded, vae)
     plan = _epoch_plan(len(images), batch_size, epochs, max_steps)
     if eval_every is not None:
-        if recipe["model"] in ("vae", "classifier"):
+        if not recipe.draws_samples:
             raise ValueError(f"`eval_every` (FID while training) applies to the "
                              f"diffusion and flow kinds, not to {kind!r}.")
         eval_every = check_int("eval_every", eval_every)
         eval_images = check_int("eval_images", eval_images, minimum=2)
-        test_images, _ = load_mnist(data, "test")
+        if image_shape != MNIST_SHAPE:
+            raise ValueError(
+                f"`eval_every` scores samples with the MNIST evaluator, which "
+                f"reads 28x28x1 images; these are "
+                f"{'x'.join(map(str, image_shape))}. Train without it.")
+        test_images = load_images(data, "test", image_size, channels).images
     out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
     callbacks = []
     if eval_every is not None:
@@ -179,18 +200,20 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
         images = to_model_range(images)
         if model is None:
             vae_model, latent_scale = None, 1.0
-            if needs_vae(kind):
+            if recipe.needs_vae:
                 vae_model = _get_vae(vae, out_dir, data=data, seed=seed,
-                                     verbose=verbose,
+                                     verbose=verbose, image_size=image_size,
+                                     channels=channels,
                                      distribute=replicas is not None, **requested)
                 latent_scale = LatentDiffusion.compute_latent_scale(vae_model, images)
             keras.utils.set_random_seed(seed)
-            model = build_model(kind, seed=seed, learning_rate=learning_rate,
-                                vae=vae_model, latent_scale=latent_scale)
-        conditional = is_conditional(kind)
-        if recipe["model"] == "classifier":
-            sample_every = 0  # a classifier (`NoisyClassifier`) draws no samples
-        dataset = make_dataset(images, labels if conditional else None,
+            model = build_model(recipe, seed=seed, learning_rate=learning_rate,
+                                vae=vae_model, latent_scale=latent_scale,
+                                total_steps=plan.total_steps,
+                                image_shape=image_shape, num_classes=num_classes)
+        if isinstance(model, NoisyClassifier):
+            sample_every = 0  # a classifier draws no samples
+        dataset = make_dataset(images, labels if recipe.conditional else None,
                                batch_size=batch_size, seed=seed)
         return _fit_and_save(model, dataset, out_dir, kind, plan,
                              learning_rate=learning_rate,
@@ -207,7 +230,7 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
 
     First draws `num_pairs` pairs from Flow-1 (`pair_steps` Euler steps
     each) into `out_dir/pairs.npz`, resumably (see
-    `keras_diffusion.reflow.generate_pairs`). Then trains Flow-2, with
+    `keras_diffusion.app.reflow_pairs.generate_pairs`). Then trains Flow-2, with
     Flow-1's architecture and settings and starting from Flow-1's weights
     (as Liu et al., 2023, do), on exactly those pairs, with the training
     settings of the recipe `reflow`. Writes, as `train` does,
@@ -233,9 +256,9 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
     max_steps, batch_size = _check_settings(recipe, epochs, max_steps, batch_size,
                                             learning_rate, seed)
     num_pairs = check_int("num_pairs",
-                          recipe["num_pairs"] if num_pairs is None else num_pairs)
+                          recipe.num_pairs if num_pairs is None else num_pairs)
     pair_steps = check_int("pair_steps",
-                           recipe["pair_steps"] if pair_steps is None else pair_steps)
+                           recipe.pair_steps if pair_steps is None else pair_steps)
     backup_every = check_int("backup_every", backup_every)
     if not isinstance(flow, RectifiedFlow):
         flow = load_model(flow, expected_type=RectifiedFlow)
@@ -253,12 +276,51 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
         if model is None:
             keras.utils.set_random_seed(seed)
             model = copy_flow(flow, seed=seed, name="reflow")
-            model.compile(optimizer=make_optimizer(recipe, learning_rate))
+            model.compile(optimizer=recipe.optimizer(learning_rate,
+                                                     plan.total_steps))
         dataset = make_dataset(pairs, batch_size=batch_size, seed=seed)
         return _fit_and_save(model, dataset, out_dir, "reflow", plan,
                              learning_rate=learning_rate,
                              sample_every=sample_every, seed=seed,
                              verbose=verbose, backup_every=backup_every)
+
+
+def _num_classes(data):
+    """The class count of an `ImageData` (`None` if unlabelled)."""
+    if data.labels is None:
+        return None
+    if data.class_names:
+        return len(data.class_names)
+    return int(data.labels.max()) + 1
+
+
+def _check_data_for(recipe, data, vae=None):
+    """Raises `DataError` unless `recipe` can train on `data` (and `vae`)."""
+    recipe.check_image_shape(data.images.shape[1:])
+    if recipe.needs_vae and vae is None:  # it trains a VAE first
+        get_recipe("vae").check_image_shape(data.images.shape[1:])
+    if recipe.conditional and data.labels is None:
+        raise DataError(
+            f"`kd train {recipe.name}` is class-conditional, and the images "
+            f"from {data.source!r} have no labels: put each class in its own "
+            "sub-folder (or give labels in the .npz), or train an "
+            "unconditional kind."
+        )
+    if recipe.conditional and _num_classes(data) < 2:
+        raise DataError(
+            f"`kd train {recipe.name}` learns to tell classes apart, and the "
+            f"images from {data.source!r} have one class only."
+        )
+    if vae is not None:
+        vae_shape = tuple(vae.encoder.input.shape[1:])
+        if vae_shape != data.images.shape[1:]:
+            raise DataError(
+                f"The VAE encodes {'x'.join(map(str, vae_shape))} images, but "
+                f"the images from {data.source!r} are "
+                f"{'x'.join(map(str, data.images.shape[1:]))}: train a VAE on "
+                "these images (leave out `vae`), or resize them (`image_size`, "
+                "`channels`)."
+            )
 
 
 def _lock(out_dir, replicas=None):
@@ -273,18 +335,18 @@ def _check_settings(recipe, epochs, max_steps, batch_size, learning_rate, seed):
     """Checks the training flags; returns `max_steps` and `batch_size`
     with the recipe's defaults filled in."""
     if epochs is None and max_steps is None:
-        max_steps = recipe["max_steps"]
-    batch_size = recipe["batch_size"] if batch_size is None else int(batch_size)
+        max_steps = recipe.max_steps
+    batch_size = recipe.batch_size if batch_size is None else int(batch_size)
     for name, value in (("epochs", epochs), ("batch_size", batch_size),
                         ("max_steps", max_steps)):
         if value is not None and int(value) < 1:
             raise ValueError(f"`{name}` must be >= 1. Got {value}")
     if learning_rate is not None and not 0 < learning_rate < math.inf:
         raise ValueError(
-            f"--learning-rate must be a positive number. Got {learning_rate}"
+            f"`learning_rate` must be a positive number. Got {learning_rate}"
         )
     if not 0 <= int(seed) < 2**32:
-        raise ValueError(f"--seed must be in 0 to {2**32 - 1}. Got {seed}")
+        raise ValueError(f"`seed` must be in 0 to {2**32 - 1}. Got {seed}")
     return max_steps, batch_size
 
 
@@ -295,7 +357,7 @@ def _check_batch_split(batch_size, replicas):
     num = replicas.num_replicas
     lower = max(num, batch_size // num * num)
     raise ValueError(
-        f"--batch-size ({batch_size}) is the global batch and must split evenly "
+        f"`batch_size` ({batch_size}) is the global batch and must split evenly "
         f"among the {num} devices; pass a multiple of {num}, such as {lower} "
         f"or {lower + num}."
     )
@@ -465,168 +527,3 @@ def _get_vae(vae, out_dir, **train_kwargs):
         if not os.path.isfile(vae):
             vae = train("vae", out_dir=os.path.dirname(vae), **train_kwargs)
     return load_model(vae, expected_type=VAE)
-
-
-def _check_finite_weights(model, when):
-    """Raises `RuntimeError` if a trainable weight is NaN or Inf."""
-    for variable in model.trainable_variables:
-        if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
-            raise RuntimeError(
-                f"NaN or Inf weights {when} ({variable.path}). Stopping training."
-            )
-
-
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras' `BackupAndRestore`, backing up every `save_freq` steps and at
-    every epoch's end, safely.
-
-    On top of Keras' callback:
-    - Never backs up NaN or Inf weights (it raises instead), so the backup
-      is always the last good state: an update can make the weights NaN
-      while the loss of its step, computed before it, is still finite.
-    - Writes each file to a temporary name and renames it, so a kill while
-      writing leaves the previous backup whole.
-    - Counts epochs from the one it resumed in, so a run killed again before
-      an epoch ends resumes in that epoch, not at epoch 0.
-    - Keeps the backup at the end of `fit` (`train` removes it once the
-      model is saved).
-
-    A run resumed in the middle of an epoch restores the weights, the
-    optimizer (and its step count) and the noise generator, and starts that
-    epoch's batches from its first.
-    """
-
-    def __init__(self, backup_dir, save_freq=BACKUP_EVERY):
-        super().__init__(backup_dir, save_freq=save_freq, delete_checkpoint=False)
-        self._at_epoch_end = False
-
-    @staticmethod
-    def backed_up_steps(backup_dir):
-        """The optimizer steps of the backup in `backup_dir` (0 if none)."""
-        try:
-            with open(os.path.join(backup_dir, "training_metadata.json")) as f:
-                return int(json.load(f).get("step", 0))
-        except (OSError, ValueError):
-            return 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._current_epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        if self.save_freq != "epoch":
-            self._at_epoch_end = True
-            self._save_model()
-            self._at_epoch_end = False
-            self._batches_seen_since_last_saving = 0
-
-    def _save_model(self):
-        model = self.model
-        steps = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-        _check_finite_weights(
-            model, f"at the end of epoch {self._current_epoch} (step {steps})"
-            if self._at_epoch_end else f"after step {steps}")
-        os.makedirs(self.backup_dir, exist_ok=True)
-        partial = os.path.join(self.backup_dir, "partial.weights.h5")
-        model.save_weights(partial, overwrite=True)
-        os.replace(partial, self._weights_path)
-        with atomic_path(self._training_metadata_path) as tmp, open(tmp, "w") as f:
-            json.dump({"epoch": self._current_epoch, "step": steps}, f)
-
-
-class StepLimit(keras.callbacks.Callback):
-    """Stops training once the optimizer has made `total_steps` steps in all
-    (counting those of a restored backup), and says where a resumed run
-    starts from.
-
-    Put it after the `Backup`, whose restore it reports.
-    """
-
-    def __init__(self, total_steps, verbose=1):
-        super().__init__()
-        self.total_steps = total_steps
-        self.verbose = verbose
-        self.step = 0
-
-    def on_train_begin(self, logs=None):
-        self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
-        if self.step and self.verbose:
-            print(f"Resuming from step {self.step} of {self.total_steps}.")
-
-    def on_train_batch_end(self, batch, logs=None):
-        # Counted here, not read from the optimizer: under JAX, reading the
-        # model's variables in the middle of an epoch costs a state sync.
-        self.step += 1
-        if self.step >= self.total_steps:
-            self.model.stop_training = True
-
-
-class SetLearningRate(keras.callbacks.Callback):
-    """Sets the optimizer's learning rate when training (re)starts."""
-
-    def __init__(self, learning_rate):
-        super().__init__()
-        self.learning_rate = float(learning_rate)
-
-    def on_train_begin(self, logs=None):
-        self.model.optimizer.learning_rate = self.learning_rate
-
-
-class SampleGrid(keras.callbacks.Callback):
-    """Writes a grid of samples at the end of every `every` epochs, drawn
-    with the model's default sampler (DDIM, or Euler for a flow)."""
-
-    def __init__(self, directory, every=1, num_images=16, num_steps=20, seed=0,
-                 images=None, write=True):
-        super().__init__()
-        self.directory = directory
-        self.every = every
-        self.num_images = num_images
-        self.num_steps = num_steps
-        self.seed = seed
-        self.write = write
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
-        if keras.backend.backend() == "jax":
-            self.model.jax_state_sync()
-        num_images, kwargs, num_columns = self.num_images, {}, None
-        if getattr(self.model, "conditional", False):
-            # Two rows, one column per class, with moderate guidance.
-            labels = np.tile(np.arange(self.model.num_classes), 2)
-            num_images, num_columns = len(labels), self.model.num_classes
-            kwargs = {"labels": labels, "guidance": 3.0}
-        images = self.model.generate(
-            num_images, sampler=None, num_steps=self.num_steps, seed=self.seed,
-            progress=False, **kwargs,
-        )
-        if not self.write:
-            return
-        os.makedirs(self.directory, exist_ok=True)
-        save_image_grid(images, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"),
-                        num_columns=num_columns)
-
-
-class ReconstructionGrid(keras.callbacks.Callback):
-    """Writes 8 training images (top) over their VAE reconstructions."""
-
-    def __init__(self, directory, every=1, seed=0, images=None, write=True):
-        super().__init__()
-        self.directory = directory
-        self.every = every
-        self.images = images[:8]
-        self.write = write
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
-        if keras.backend.backend() == "jax":
-            self.model.jax_state_sync()
-        reconstructions = keras.ops.convert_to_numpy(self.model.reconstruct(self.images))
-        if not self.write:
-            return
-        both = (np.concatenate([self.images, reconstructions]) + 1.0) / 2.0
-        os.makedirs(self.directory, exist_ok=True)
-        save_image_grid(both, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png"),
-                        num_columns=len(self.images))

@@ -1,13 +1,22 @@
 """`sample()`: the library function behind `kd sample`."""
 
+import collections
 import os
 
 import numpy as np
 
+from keras_diffusion.guidance import DEFAULT_CLASSIFIER_SCALE
+from keras_diffusion.guidance import DEFAULT_GUIDANCE
 from keras_diffusion.guidance import check_classifier_scale
 from keras_diffusion.guidance import check_guidance
+from keras_diffusion.guidance import class_rows
+from keras_diffusion.guidance import classifier_sampler
+from keras_diffusion.guidance import cycled_labels
 from keras_diffusion.models import SAMPLING_MODELS
-from keras_diffusion.pretrained import load_model
+from keras_diffusion.models import NoisyClassifier
+from keras_diffusion.presets import load_model
+from keras_diffusion.utils.checks import check_int
+from keras_diffusion.utils.checks import check_seed
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_file
 from keras_diffusion.viz import save_animation
@@ -15,19 +24,16 @@ from keras_diffusion.viz import save_image_grid
 from keras_diffusion.viz.animation import check_animation_path
 
 OUTPUT_FORMATS = (".png", ".npz")
-MAX_SEED = 2**32 - 1
-DEFAULT_GUIDANCE = 4.0
-PER_CLASS_DEFAULT = 8
-# Classifier guidance scale of `kd sample/evaluate --classifier` (see
-# docs/classifier_guidance.md for the sweep that chose it).
-DEFAULT_CLASSIFIER_SCALE = 5.0
-# Classifier guidance steers far better with DDPM's stochastic steps than
-# with deterministic DDIM (the fresh noise corrects what the gradient pushes
-# off the digits; see docs/classifier_guidance.md), so without --sampler it
-# uses DDPM with this many steps.
-CLASSIFIER_SAMPLER = "ddpm"
-CLASSIFIER_STEPS = 50
+DEFAULT_NUM_IMAGES = 16
 ANIMATION_FRAMES = 50  # at most: the sampling steps shown, then the final grid
+
+# How a request is sampled, resolved once by `resolve_conditioning`: the
+# labels of the images (`None`: unconditional), the classifier-free
+# guidance weight, the classifier of classifier guidance and its scale, and
+# the grid's columns (one class per row, or `None`).
+Conditioning = collections.namedtuple(
+    "Conditioning",
+    ["labels", "guidance", "classifier", "classifier_scale", "num_columns"])
 
 
 def check_output_path(out):
@@ -41,34 +47,6 @@ def check_output_path(out):
     check_writable_file(out)
 
 
-def check_seed(seed):
-    """Raises `ValueError` unless `seed` is an int in 0 to 2**32 - 1."""
-    if not 0 <= int(seed) <= MAX_SEED:
-        raise ValueError(f"--seed must be in 0 to {MAX_SEED}. Got {seed}")
-
-
-def class_rows(num_classes, num_images=None):
-    """`(labels, num_columns)` to sample every class, sorted by class.
-
-    `num_images` exactly (default `PER_CLASS_DEFAULT` per class), as evenly
-    shared as it divides; `num_columns` puts one class per grid row when
-    every class has as many images, else it is `None` (the default grid).
-    """
-    if num_images is None:
-        num_images = PER_CLASS_DEFAULT * num_classes
-    labels = np.sort(np.arange(int(num_images)) % num_classes)
-    even = num_images % num_classes == 0
-    return labels, (num_images // num_classes if even else None)
-
-
-def classifier_sampler(sampler=None, num_steps=None):
-    """`(sampler, num_steps)` for classifier guidance: DDPM with 50 steps
-    unless a sampler is given (then its own default step count)."""
-    if sampler is None:
-        return CLASSIFIER_SAMPLER, CLASSIFIER_STEPS if num_steps is None else num_steps
-    return sampler, num_steps
-
-
 def load_classifier(model, classifier):
     """The `NoisyClassifier` to guide `model` with, loaded and checked.
 
@@ -79,13 +57,80 @@ def load_classifier(model, classifier):
         model: the model to sample from.
         classifier: a shipped name, a `.keras` path or a `NoisyClassifier`.
     """
-    from keras_diffusion.models import NoisyClassifier
-
     model.check_classifier()
     if not isinstance(classifier, NoisyClassifier):
         classifier = load_model(classifier, expected_type=NoisyClassifier)
     model.check_classifier(classifier)
     return classifier
+
+
+def resolve_conditioning(model, num_images=None, label=None, guidance=None,
+                         classifier=None, classifier_scale=None, order="rows"):
+    """Checks a sampling request's conditioning and fills in its defaults.
+
+    The one place that `sample` and `evaluate` check `label`, `guidance`,
+    `classifier` and `classifier_scale` against the model, and choose the
+    labels of a conditional request.
+
+    Args:
+        model: the model to sample from.
+        num_images: int or `None` (for `order="rows"`: `PER_CLASS_DEFAULT`
+            per class without `label`, else `DEFAULT_NUM_IMAGES`).
+        label: int class of every image, or `None` for every class.
+        guidance: classifier-free guidance weight (class-conditional
+            models; default `DEFAULT_GUIDANCE`).
+        classifier: classifier guidance of an unconditional pixel-space
+            DDPM: a shipped name, `.keras` path or `NoisyClassifier`.
+        classifier_scale: its scale (default `DEFAULT_CLASSIFIER_SCALE`).
+        order: `"rows"` (every class: sorted, one grid row per class when
+            they share the images evenly; `class_rows`) or `"cycle"` (the
+            classes in turn; `cycled_labels`).
+
+    Returns:
+        A `Conditioning`; its `labels` are `None` for an unconditional
+        request.
+    """
+    check_guidance(guidance)
+    check_classifier_scale(classifier_scale)
+    if classifier_scale is not None and classifier is None:
+        raise ValueError("`classifier_scale` needs `classifier` (a noisy-image "
+                         "classifier, such as the shipped `classifier`).")
+    if classifier is not None:
+        classifier = load_classifier(model, classifier)
+        if guidance is not None:
+            raise ValueError("`guidance` (classifier-free) needs a "
+                             "class-conditional model; with `classifier`, set "
+                             "`classifier_scale`.")
+        num_classes = classifier.num_classes
+    elif not model.conditional:
+        if label is not None or guidance is not None:
+            given = " and ".join(f"`{name}`" for name, value in
+                                 (("label", label), ("guidance", guidance))
+                                 if value is not None)
+            raise ValueError(
+                f"{given} need{'s' if ' and ' not in given else ''} a "
+                "class-conditional model (or `classifier`, for classifier "
+                "guidance); this one is unconditional.")
+        return Conditioning(None, None, None, None, None)
+    else:
+        num_classes = model.num_classes
+    if label is not None and not 0 <= label < num_classes:
+        raise ValueError(
+            f"`label` must be in 0-{num_classes - 1} (this model has "
+            f"{num_classes} classes). Got {label}"
+        )
+    num_columns = None
+    if label is not None:
+        labels = np.full((num_images or DEFAULT_NUM_IMAGES,), label)
+    elif order == "rows":
+        labels, num_columns = class_rows(num_classes, num_images)
+    else:
+        labels = cycled_labels(num_classes, num_images)
+    if classifier is None:
+        guidance = DEFAULT_GUIDANCE if guidance is None else float(guidance)
+        return Conditioning(labels, guidance, None, None, num_columns)
+    scale = DEFAULT_CLASSIFIER_SCALE if classifier_scale is None else classifier_scale
+    return Conditioning(labels, None, classifier, float(scale), num_columns)
 
 
 def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
@@ -128,61 +173,39 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
     Returns:
         `(images, labels)`: images in [0, 1]; labels or `None`.
     """
-    if num_images is not None and int(num_images) < 1:
-        raise ValueError(f"--num must be >= 1. Got {num_images}")
-    if num_steps is not None and int(num_steps) < 1:
-        raise ValueError(f"--steps must be >= 1. Got {num_steps}")
-    check_guidance(guidance)
+    if num_images is not None:
+        check_int("num_images", num_images)
+    if num_steps is not None:
+        check_int("num_steps", num_steps)
     if not 0 <= eta <= 1:  # also refuses NaN
         raise ValueError(
             f"`eta` must be in [0, 1] (0: deterministic DDIM, 1: DDPM's noise "
             f"level). Got {eta}"
         )
+    check_guidance(guidance)
     check_classifier_scale(classifier_scale)
-    if classifier_scale is not None and classifier is None:
-        raise ValueError("`classifier_scale` needs `classifier` (a noisy-image "
-                         "classifier, such as the shipped `classifier`).")
     check_seed(seed)
     check_output_path(out)
     if animate is not None:
         check_animation_path(animate)
         check_writable_file(animate)
         if os.path.abspath(animate) == os.path.abspath(out):
-            raise ValueError("--animate and --out must be different files.")
+            raise ValueError("`animate` and `out` must be different files.")
     if not isinstance(model, SAMPLING_MODELS):
         model = load_model(model, expected_type=SAMPLING_MODELS)
-    if classifier is not None:
-        classifier = load_classifier(model, classifier)
+    conditioning = resolve_conditioning(model, num_images, label, guidance,
+                                        classifier, classifier_scale)
+    if conditioning.classifier is not None:
         sampler, num_steps = classifier_sampler(sampler, num_steps)
-    if label is not None and not model.conditional and classifier is None:
-        raise ValueError("--class needs a class-conditional model (or "
-                         "--classifier, for classifier guidance); this one is "
-                         "unconditional.")
-    if guidance is not None and not model.conditional:
-        raise ValueError("--guidance needs a class-conditional model; this one is "
-                         "unconditional.")
-    num_classes = model.num_classes if classifier is None else classifier.num_classes
-    if label is not None and not 0 <= label < num_classes:
-        raise ValueError(
-            f"`label` must be in 0-{num_classes - 1} (this model has "
-            f"{num_classes} classes). Got {label}"
-        )
     model.make_sampler(sampler, num_steps, eta)  # validates the step count
-    labels, num_columns = None, None
-    if model.conditional or classifier is not None:
-        if label is None:
-            labels, num_columns = class_rows(num_classes, num_images)
-        else:
-            labels = np.full((num_images or 16,), label)
-        if classifier is None:
-            guidance = DEFAULT_GUIDANCE if guidance is None else guidance
-        elif classifier_scale is None:
-            classifier_scale = DEFAULT_CLASSIFIER_SCALE
-    num_images = len(labels) if labels is not None else (num_images or 16)
+    labels, num_columns = conditioning.labels, conditioning.num_columns
+    num_images = len(labels) if labels is not None else (
+        num_images or DEFAULT_NUM_IMAGES)
     images = model.generate(
         num_images, sampler=sampler, num_steps=num_steps, eta=eta, seed=seed,
-        progress=progress, labels=labels, guidance=guidance,
-        classifier=classifier, classifier_scale=classifier_scale,
+        progress=progress, labels=labels, guidance=conditioning.guidance,
+        classifier=conditioning.classifier,
+        classifier_scale=conditioning.classifier_scale,
         return_trajectory=animate is not None,
         trajectory_frames=ANIMATION_FRAMES - 1,
     )

@@ -5,9 +5,12 @@ import time
 
 import numpy as np
 
-from keras_diffusion.guidance import check_classifier_scale
-from keras_diffusion.guidance import check_guidance
+from keras_diffusion.app.sample import resolve_conditioning
+from keras_diffusion.guidance import classifier_sampler
 from keras_diffusion.metrics import Evaluator
+from keras_diffusion.models import SAMPLING_MODELS
+from keras_diffusion.presets import load_model
+from keras_diffusion.utils.checks import check_int
 
 
 def evaluate(model=None, samples=None, sampler=None, num_steps=None,
@@ -39,12 +42,12 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
         label: for a class-conditional model, the class of every sample;
             `None` samples the classes in turn (equal counts).
         guidance: float >= 0, classifier-free guidance weight for a
-            class-conditional model (default: `sampling.DEFAULT_GUIDANCE`).
+            class-conditional model (default: `guidance.DEFAULT_GUIDANCE`).
         classifier: a shipped name, `.keras` path or `NoisyClassifier`:
             classifier guidance of an unconditional pixel-space DDPM toward
             `label` (`None`: the classes in turn, equal counts).
         classifier_scale: float >= 0, the classifier guidance scale
-            (default: `sampling.DEFAULT_CLASSIFIER_SCALE`). Without
+            (default: `guidance.DEFAULT_CLASSIFIER_SCALE`). Without
             `sampler`, classifier guidance samples with DDPM in 50 steps.
 
     Returns:
@@ -64,28 +67,18 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
         images, labels = load_samples(samples)
         num_images = len(images)
     else:
-        from keras_diffusion.models import SAMPLING_MODELS
-        from keras_diffusion.pretrained import load_model
-
-        if int(num_images) < 1:
-            raise ValueError(f"--num must be >= 1. Got {num_images}")
-        if num_steps is not None and int(num_steps) < 1:
-            raise ValueError(f"--steps must be >= 1. Got {num_steps}")
+        num_images = check_int("num_images", num_images)
+        if num_steps is not None:
+            check_int("num_steps", num_steps)
         if not isinstance(model, SAMPLING_MODELS):
             model = load_model(model, expected_type=SAMPLING_MODELS)
+        labels, guidance, classifier, classifier_scale, _ = resolve_conditioning(
+            model, num_images, label, guidance, classifier, classifier_scale,
+            order="cycle")
         if classifier is not None:
-            from keras_diffusion.sampling import classifier_sampler
-
             sampler, num_steps = classifier_sampler(sampler, num_steps)
         sampler = model.default_sampler if sampler is None else sampler
         num_steps = model.make_sampler(sampler, num_steps).num_steps  # validates
-        if classifier is not None or classifier_scale is not None:
-            labels, classifier, classifier_scale = _classifier_labels(
-                model, label, guidance, classifier, classifier_scale,
-                int(num_images))
-        else:
-            labels, guidance = _sampling_labels(model, label, guidance,
-                                                int(num_images))
 
     evaluator = Evaluator.load()
     evaluator.floor(num_images, data)  # loads and caches the real features
@@ -110,50 +103,6 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
         classifier_scale=classifier_scale,
     )
     return result
-
-
-def _sampling_labels(model, label, guidance, num_images):
-    """Labels and guidance to sample a model with, validated."""
-    from keras_diffusion.sampling import DEFAULT_GUIDANCE
-
-    check_guidance(guidance)
-    if not model.conditional:
-        if label is not None or guidance is not None:
-            raise ValueError("--class and --guidance need a class-conditional "
-                             "model; this one is unconditional.")
-        return None, None
-    if label is not None and not 0 <= label < model.num_classes:
-        raise ValueError(f"--class must be in 0-{model.num_classes - 1}. Got {label}")
-    if label is None:
-        labels = np.arange(num_images) % model.num_classes
-    else:
-        labels = np.full((num_images,), label)
-    return labels, DEFAULT_GUIDANCE if guidance is None else float(guidance)
-
-
-def _classifier_labels(model, label, guidance, classifier, classifier_scale,
-                       num_images):
-    """Labels, classifier and scale for classifier guidance, validated."""
-    from keras_diffusion.sampling import DEFAULT_CLASSIFIER_SCALE
-    from keras_diffusion.sampling import load_classifier
-
-    if classifier is None:
-        raise ValueError("--classifier-scale needs --classifier (a noisy-image "
-                         "classifier, such as the shipped `classifier`).")
-    check_classifier_scale(classifier_scale)
-    classifier = load_classifier(model, classifier)
-    if guidance is not None:
-        raise ValueError("--guidance (classifier-free) needs a class-conditional "
-                         "model; with --classifier, set --classifier-scale.")
-    num_classes = classifier.num_classes
-    if label is not None and not 0 <= label < num_classes:
-        raise ValueError(f"--class must be in 0-{num_classes - 1}. Got {label}")
-    if label is None:
-        labels = np.arange(num_images) % num_classes
-    else:
-        labels = np.full((num_images,), label)
-    scale = DEFAULT_CLASSIFIER_SCALE if classifier_scale is None else classifier_scale
-    return labels, classifier, float(scale)
 
 
 def load_samples(path):

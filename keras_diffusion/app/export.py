@@ -92,7 +92,7 @@ def export_model(model="cfg", out_dir="export", format="onnx", sampler=None,
     >>> # python examples/sample_onnx.py cfg_onnx --class 3 --out three.png
     """
     from keras_diffusion.models import SAMPLING_MODELS
-    from keras_diffusion.pretrained import load_model
+    from keras_diffusion.presets import load_model
     from keras_diffusion.utils.io import atomic_directory
     from keras_diffusion.utils.io import check_writable_dir
 
@@ -173,8 +173,8 @@ def sampler_spec(model, sampler=None, num_steps=None):
     Returns:
         A JSON-ready dict.
     """
-    from keras_diffusion.sampling import DEFAULT_GUIDANCE
-    from keras_diffusion.sampling import PER_CLASS_DEFAULT
+    from keras_diffusion.guidance import DEFAULT_GUIDANCE
+    from keras_diffusion.guidance import PER_CLASS_DEFAULT
 
     name = model.default_sampler if sampler is None else sampler
     if name not in EXPORT_SAMPLERS:

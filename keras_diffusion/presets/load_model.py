@@ -1,52 +1,20 @@
-"""Models by name, path or handle: the presets shipped in `keras_diffusion/weights/`."""
+"""`load_model`: a model by shipped name, `.keras` file, preset directory or hub handle."""
 
 import os
 import zipfile
 
 import keras
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
-
-# name -> (preset directory in WEIGHTS_DIR, one-line description)
-PRETRAINED = {
-    "cfg": ("cfg", "latent DDPM, class-conditional with guidance (kd train cfg)"),
-    "ddpm": ("ddpm", "pixel-space DDPM, unconditional (kd train ddpm)"),
-    "vae": ("vae", "VAE with a 7x7x4 latent (kd train vae)"),
-    "ldm": ("ldm", "latent DDPM, unconditional (kd train ldm)"),
-    "rf-pixel": ("rf-pixel", "pixel rectified flow, Flow-1 (kd train rf-pixel)"),
-    "reflow-pixel": (
-        "reflow-pixel",
-        "pixel reflow, Flow-2 of rf-pixel (kd train reflow --from rf-pixel)",
-    ),
-    "rf-latent": ("rf-latent", "latent rectified flow, Flow-1 (kd train rf-latent)"),
-    "reflow-latent": (
-        "reflow-latent",
-        "latent reflow, Flow-2 of rf-latent (kd train reflow --from rf-latent)",
-    ),
-    "evaluator": (
-        "evaluator", "MNIST classifier that scores samples (kd train evaluator)"
-    ),
-    "classifier": (
-        "classifier",
-        "noisy-image classifier for classifier guidance (kd train classifier)",
-    ),
-}
-
-
-class ModelFileError(ValueError):
-    """A model could not be loaded; the message says why."""
-
-
-def shipped_preset_dir(name):
-    """The packaged preset directory of the shipped model `name`."""
-    return os.path.join(WEIGHTS_DIR, PRETRAINED[name][0])
-
-
-def available_models():
-    """Names of shipped models whose presets are present in this install."""
-    from keras_diffusion.presets import is_preset_dir
-
-    return [name for name in PRETRAINED if is_preset_dir(shipped_preset_dir(name))]
+from keras_diffusion.presets.errors import ModelFileError
+from keras_diffusion.presets.errors import check_type
+from keras_diffusion.presets.errors import first_line
+from keras_diffusion.presets.hub import download_preset
+from keras_diffusion.presets.hub import is_hub_handle
+from keras_diffusion.presets.preset_dir import is_preset_dir
+from keras_diffusion.presets.preset_dir import load_preset
+from keras_diffusion.presets.shipped import PRETRAINED
+from keras_diffusion.presets.shipped import available_models
+from keras_diffusion.presets.shipped import shipped_preset_dir
 
 
 def resolve_model_path(name_or_path):
@@ -56,10 +24,6 @@ def resolve_model_path(name_or_path):
     `kaggle://` handle is downloaded (or found in the hub client's cache)
     and gives the downloaded directory; a path is checked and returned.
     """
-    from keras_diffusion.presets import download_preset
-    from keras_diffusion.presets import is_hub_handle
-    from keras_diffusion.presets import is_preset_dir
-
     name_or_path = os.fspath(name_or_path)
     if name_or_path in PRETRAINED:
         path = shipped_preset_dir(name_or_path)
@@ -104,12 +68,6 @@ def load_model(name_or_path, expected_type=None):
     >>> model = load_model("runs/cfg/preset")
     >>> model = load_model("hf://someone/kd-cfg", expected_type=DDPM)
     """
-    import keras_diffusion  # noqa: F401  (registers the serializable classes)
-    from keras_diffusion.presets import check_type
-    from keras_diffusion.presets import is_hub_handle
-    from keras_diffusion.presets import is_preset_dir
-    from keras_diffusion.presets import load_preset
-
     name_or_path = os.fspath(name_or_path)
     if is_hub_handle(name_or_path):
         return load_preset(name_or_path, expected_type)
@@ -130,21 +88,11 @@ def load_model(name_or_path, expected_type=None):
     try:
         model = keras.saving.load_model(path, compile=False)
     except Exception as error:
-        message = str(error).strip().splitlines()[0][:300] if str(error) else ""
         raise ModelFileError(
-            f"Could not load {path!r} ({type(error).__name__}: {message}); "
+            f"Could not load {path!r} ({type(error).__name__}: "
+            f"{first_line(error)}); "
             "the file is corrupt or was not saved by keras_diffusion."
         ) from None
     check_type(model, expected_type, path)
     return model
 
-
-def save_for_shipping(model, path):
-    """Saves `model` as a `.keras` file without its optimizer (a third of the size)."""
-    from keras_diffusion.utils.io import atomic_path
-
-    bare = type(model).from_config(model.get_config())
-    bare.set_weights(model.get_weights())
-    with atomic_path(path) as tmp:
-        bare.save(tmp)
-    return path

@@ -1,0 +1,25 @@
+"""What the benchmark tables share: a model with its evaluator, floor and
+labels, and a Markdown table header."""
+
+
+def model_with_floor(name, num, data):
+    """`(model, evaluator, floor, labels)`: a shipped name or path loaded,
+    the shipped evaluator, its real-vs-real floor at `num` images, and for
+    a class-conditional model the classes in turn (else `None`)."""
+    import keras_diffusion
+    from keras_diffusion.guidance import cycled_labels
+    from keras_diffusion.metrics import Evaluator
+
+    model = keras_diffusion.load_model(name)
+    evaluator = Evaluator.load()
+    floor = evaluator.floor(num, data)
+    labels = None
+    if getattr(model, "conditional", False):
+        labels = cycled_labels(model.num_classes, num)
+    return model, evaluator, floor, labels
+
+
+def print_header(header):
+    """Prints a Markdown table's header row and its separator."""
+    print(header)
+    print("|" + " --- |" * (header.count("|") - 1))
