@@ -123,10 +123,12 @@ def test_sizes_the_networks_cannot_halve_are_refused_with_what_works(
 def test_recipes_build_for_the_data_shape_and_classes():
     from keras_diffusion.app.recipes import RECIPES
 
-    ddpm = RECIPES["ddpm"].build(seed=0, image_shape=(32, 32, 3))
+    ddpm = RECIPES["ddpm"].replace(network=TINY).build(seed=0,
+                                                      image_shape=(32, 32, 3))
     assert ddpm.image_shape == (32, 32, 3)
-    classifier = RECIPES["classifier"].build(seed=0, image_shape=(16, 16, 1),
-                                             num_classes=4)
+    classifier = RECIPES["classifier"].replace(
+        network={"widths": (8, 8), "embedding_dim": 8}).build(
+            seed=0, image_shape=(16, 16, 1), num_classes=4)
     assert classifier.num_classes == 4 and classifier.image_shape == (16, 16, 1)
     vae = RECIPES["vae"].build(seed=0, image_shape=(32, 32, 3))
     assert vae.latent_shape == (8, 8, 4)
