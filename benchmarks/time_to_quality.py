@@ -56,6 +56,7 @@ def train(args):
     from keras_diffusion.app.recipes import build_model
     from keras_diffusion.app.recipes import get_recipe
 
+    commit = _commit()  # what is trained, before anything may change
     recipe = with_overrides(get_recipe(args.recipe), args.set)
     if not recipe.draws_samples or recipe.from_flow:
         raise SystemExit(f"Recipe {args.recipe!r} draws no samples to score; "
@@ -111,7 +112,7 @@ def train(args):
         "sampling_steps": model.make_sampler(args.sampler,
                                              args.sampling_steps).num_steps,
         "seed": args.seed, "floor": evaluator.floor(args.num_images, args.data),
-        "fit_wall_seconds": wall, "commit": _commit(), "command": sys.argv,
+        "fit_wall_seconds": wall, "commit": commit, "command": sys.argv,
         "evaluations": len(fid.evaluations),
     }
     with open(os.path.join(args.out, "run.json"), "w") as f:

@@ -15,6 +15,7 @@ from conftest import randomize
 from keras_diffusion.data import load_mnist
 from keras_diffusion.metrics import Evaluator
 from keras_diffusion.metrics import frechet_distance
+from keras_diffusion.metrics import gaussian_blur
 from keras_diffusion_cli.main import cli
 
 
@@ -83,20 +84,12 @@ def test_evaluator_classifies_real_test_digits(evaluator, test_digits):
     assert evaluator.confident_rate(images) >= 0.95
 
 
-def _blur(images, sigma):
-    """Gaussian blur of `(N, 28, 28, 1)` images (a separable 28x28 matrix)."""
-    offsets = np.arange(28)[:, None] - np.arange(28)[None, :]
-    kernel = np.exp(-0.5 * (offsets / sigma) ** 2)
-    kernel /= kernel.sum(axis=1, keepdims=True)
-    blurred = np.einsum("ij,njk,lk->nil", kernel, images[..., 0], kernel)
-    return blurred[..., None].astype("float32")
-
-
 def test_fid_grows_with_blur_and_noise(evaluator, mnist_dir):
     real, _ = _digits(mnist_dir, "train", 500)
     noise = np.random.default_rng(0).uniform(0, 1, real.shape).astype("float32")
     floor = evaluator.fid(real, data=mnist_dir)
-    blurred = [evaluator.fid(_blur(real, s), data=mnist_dir) for s in (0.7, 1.2, 2.0)]
+    blurred = [evaluator.fid(gaussian_blur(real, s), data=mnist_dir)
+               for s in (0.7, 1.2, 2.0)]
     noisy = [evaluator.fid((1 - a) * real + a * noise, data=mnist_dir)
              for a in (0.15, 0.3, 0.5)]
     assert floor == pytest.approx(evaluator.floor(500, data=mnist_dir))

@@ -47,9 +47,10 @@ def _folder(root, size, channels, classes=("cat", "dog", "owl"), per_class=4):
     return root
 
 
-def _kd(*args):
+def _kd(*args, exit_code=0):
+    """Runs `kd ARGS` in this process; checks its exit status."""
     result = CliRunner().invoke(cli, [str(arg) for arg in args])
-    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert result.exit_code == exit_code, result.output + repr(result.exception)
     return result
 
 
@@ -81,9 +82,9 @@ def test_an_rgb_folder_trains_pixel_and_latent_kinds_and_samples_in_rgb(
     assert images.shape == (8, 32, 32, 3) and labels.tolist() == [2] * 8
     assert os.path.getsize(tmp_path / "cfg.gif") > 0
     # Its classes are the folder's three, not MNIST's ten.
-    result = CliRunner().invoke(cli, ["sample", "--model", str(out / "cfg" / "cfg.keras"),
-                                      "--class", "3", "--out", str(tmp_path / "x.png")])
-    assert result.exit_code == 2 and "0-2" in result.output
+    result = _kd("sample", "--model", out / "cfg" / "cfg.keras", "--class", 3,
+                 "--out", tmp_path / "x.png", exit_code=2)
+    assert "0-2" in result.output
 
 
 def test_a_grayscale_folder_of_another_size_trains_and_conditional_kinds_need_labels(
@@ -103,9 +104,8 @@ def test_a_grayscale_folder_of_another_size_trains_and_conditional_kinds_need_la
     flat.mkdir()
     for path in (data / "cat").iterdir():
         os.link(path, flat / path.name)
-    result = CliRunner().invoke(cli, ["train", "classifier", "--data", str(flat),
-                                      *map(str, TRAIN), "--out", str(out / "clf")])
-    assert result.exit_code == 2
+    result = _kd("train", "classifier", "--data", flat, *TRAIN, "--out", out / "clf",
+                 exit_code=2)
     assert "class-conditional" in result.output and "sub-folder" in result.output
     assert not os.path.exists(out / "clf")
 
@@ -113,9 +113,8 @@ def test_a_grayscale_folder_of_another_size_trains_and_conditional_kinds_need_la
 def test_sizes_the_networks_cannot_halve_are_refused_with_what_works(
         tiny_recipes, tmp_path):
     data = _folder(tmp_path / "odd", 18, 1)
-    result = CliRunner().invoke(cli, ["train", "vae", "--data", str(data),
-                                      *map(str, TRAIN), "--out", str(tmp_path / "v")])
-    assert result.exit_code == 2, result.output
+    result = _kd("train", "vae", "--data", data, *TRAIN, "--out", tmp_path / "v",
+                 exit_code=2)
     assert "multiples of 4" in result.output and "--image-size" in result.output
     assert not os.path.exists(tmp_path / "v")
 

@@ -11,6 +11,7 @@ from keras_diffusion.metrics import Evaluator
 from keras_diffusion.models import SAMPLING_MODELS
 from keras_diffusion.presets import load_model
 from keras_diffusion.utils.checks import check_int
+from keras_diffusion.utils.io import read_npz
 
 
 def evaluate(model=None, samples=None, sampler=None, num_steps=None,
@@ -113,13 +114,7 @@ def load_samples(path):
             f"Samples file {path!r} does not exist; write one with "
             "`kd sample --num N --out FILE.npz`."
         )
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except Exception as error:
-        raise ValueError(
-            f"Could not read {path!r} as an .npz file ({type(error).__name__})."
-        ) from None
+    arrays = read_npz(path, "samples")
     if "images" not in arrays:
         raise ValueError(
             f"{path!r} has no `images` array (it holds: "

@@ -22,6 +22,7 @@ from keras_diffusion.guidance import cycled_labels
 from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.utils.checks import check_int
 from keras_diffusion.utils.io import atomic_path
+from keras_diffusion.utils.io import read_npz
 
 CHUNK_NAME = "chunk_{:05d}.npz"
 SETTINGS_NAME = "settings.json"
@@ -165,13 +166,7 @@ def load_pairs(path):
     """Reads and checks a pairs `.npz`: a dict of `noise`, `images`
     (and `labels`, if the flow was conditional)."""
     path = os.fspath(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            pairs = {key: data[key] for key in data.files}
-    except Exception as error:
-        raise ValueError(
-            f"Could not read reflow pairs from {path!r} ({type(error).__name__})."
-        ) from None
+    pairs = read_npz(path, "reflow pairs")
     noise, images = pairs.get("noise"), pairs.get("images")
     if noise is None or images is None:
         raise ValueError(

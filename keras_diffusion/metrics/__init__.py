@@ -1,6 +1,7 @@
 """Metrics: the Fréchet distance, the shipped MNIST evaluator, and a flow's
 straightness."""
 
+from keras_diffusion.metrics.degrade import gaussian_blur
 from keras_diffusion.metrics.evaluator import Evaluator
 from keras_diffusion.metrics.frechet_distance import feature_statistics
 from keras_diffusion.metrics.frechet_distance import frechet_distance
@@ -8,4 +9,4 @@ from keras_diffusion.metrics.frechet_distance import frechet_distance_from_stati
 from keras_diffusion.metrics.straightness import straightness
 
 __all__ = ["Evaluator", "feature_statistics", "frechet_distance",
-           "frechet_distance_from_statistics", "straightness"]
+           "frechet_distance_from_statistics", "gaussian_blur", "straightness"]

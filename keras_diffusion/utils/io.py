@@ -127,6 +127,24 @@ def check_writable_file(path):
     return path
 
 
+def read_npz(path, what="arrays"):
+    """Every array of the `.npz` file `path`, as a dict.
+
+    Raises `ValueError`, naming `what` the file should hold, if it cannot
+    be read as an `.npz` (pickled objects are refused).
+    """
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    except Exception as error:
+        raise ValueError(
+            f"Could not read {what} from {path!r}: it is not a readable .npz "
+            f"file ({type(error).__name__})."
+        ) from None
+
+
 def _mkstemp_beside(path):
     """`tempfile.mkstemp` in `path`'s directory, named `.<stem>.XXXX<ext>`."""
     path = os.fspath(path)
