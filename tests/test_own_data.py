@@ -135,3 +135,12 @@ def test_recipes_build_for_the_data_shape_and_classes():
         seed=0, vae=vae, num_classes=3)
     assert cfg.num_classes == 3 and cfg.image_shape == (8, 8, 4)
     assert dataclasses.replace(RECIPES["ddpm"], name="other").name == "other"
+
+
+def test_train_names_the_function_of_the_kinds_it_does_not_train(tmp_path):
+    from keras_diffusion.app.train import train
+
+    for kind, name in (("evaluator", "train_evaluator"), ("reflow", "train_reflow")):
+        with pytest.raises(ValueError, match=name):
+            train(kind, data=str(tmp_path), out_dir=str(tmp_path / kind), verbose=0)
+        assert not (tmp_path / kind).exists()

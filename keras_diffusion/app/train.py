@@ -29,6 +29,7 @@ from keras_diffusion.app.callbacks import ReconstructionGrid
 from keras_diffusion.app.callbacks import SampleGrid
 from keras_diffusion.app.callbacks import SetLearningRate
 from keras_diffusion.app.callbacks import StepLimit
+from keras_diffusion.app.recipes import EvaluatorRecipe
 from keras_diffusion.app.recipes import build_model
 from keras_diffusion.app.recipes import get_recipe
 from keras_diffusion.app.reflow_pairs import copy_flow
@@ -153,6 +154,9 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
     if recipe.from_flow:
         raise ValueError("Reflow starts from a trained flow: use "
                          "`train_reflow(flow)` (`kd train reflow --from FLOW1`).")
+    if isinstance(recipe, EvaluatorRecipe):
+        raise ValueError("The evaluator trains for epochs, with augmentation: use "
+                         "`train_evaluator.train_evaluator` (`kd train evaluator`).")
     requested = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size}
     max_steps, batch_size = _check_settings(recipe, epochs, max_steps, batch_size,
                                             learning_rate, seed)
