@@ -37,7 +37,7 @@ class Recipe:
 
     Args:
         name: the kind, as `kd train` takes it.
-        description: one line for `kd train --help` and the docs.
+        description: one line on what the kind trains.
         learning_rate: float, the peak learning rate.
         batch_size: int, images per optimizer step.
         max_steps: int, optimizer steps of a run (`None`: the evaluator
@@ -76,8 +76,11 @@ class Recipe:
         `vae` and its `latent_scale`."""
         raise NotImplementedError
 
-    # How many times the network halves an image's height and width.
-    halvings = 0
+    @property
+    def halvings(self):
+        """How many times the network halves an image's height and width
+        (one fewer than its levels of `widths`)."""
+        return len(self.network.get("widths", (1,))) - 1
 
     def check_image_shape(self, image_shape):
         """Raises `ValueError`, saying what would work, unless the networks
@@ -128,10 +131,6 @@ class UNetRecipe(Recipe):
     warmup_steps: int = 0
 
     model_class = None  # set by the subclasses
-
-    @property
-    def halvings(self):
-        return len(self.network.get("widths", (1,))) - 1
 
     def model_settings(self):
         """The model's own settings (beyond the network and the seed)."""
@@ -272,10 +271,6 @@ class ClassifierRecipe(Recipe):
     schedule: str = "linear"
 
     draws_samples = False
-
-    @property
-    def halvings(self):
-        return len(self.network.get("widths", (1,))) - 1
 
     def build(self, seed=None, vae=None, latent_scale=1.0, image_shape=None,
               num_classes=None):

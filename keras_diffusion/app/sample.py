@@ -182,8 +182,6 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
             f"`eta` must be in [0, 1] (0: deterministic DDIM, 1: DDPM's noise "
             f"level). Got {eta}"
         )
-    check_guidance(guidance)
-    check_classifier_scale(classifier_scale)
     check_seed(seed)
     check_output_path(out)
     if animate is not None:

@@ -169,7 +169,7 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
         vae = load_model(vae, expected_type=VAE)
     loaded = load_images(data, "train", image_size, channels)
     images, labels = loaded.images, loaded.labels
-    image_shape, num_classes = images.shape[1:], _num_classes(loaded)
+    image_shape, num_classes = images.shape[1:], loaded.num_classes
     _check_data_for(recipe, loaded, vae)
     plan = _epoch_plan(len(images), batch_size, epochs, max_steps)
     if eval_every is not None:
@@ -289,15 +289,6 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
                              verbose=verbose, backup_every=backup_every)
 
 
-def _num_classes(data):
-    """The class count of an `ImageData` (`None` if unlabelled)."""
-    if data.labels is None:
-        return None
-    if data.class_names:
-        return len(data.class_names)
-    return int(data.labels.max()) + 1
-
-
 def _check_data_for(recipe, data, vae=None):
     """Raises `DataError` unless `recipe` can train on `data` (and `vae`)."""
     recipe.check_image_shape(data.images.shape[1:])
@@ -310,7 +301,7 @@ def _check_data_for(recipe, data, vae=None):
             "sub-folder (or give labels in the .npz), or train an "
             "unconditional kind."
         )
-    if recipe.conditional and _num_classes(data) < 2:
+    if recipe.conditional and data.num_classes < 2:
         raise DataError(
             f"`kd train {recipe.name}` learns to tell classes apart, and the "
             f"images from {data.source!r} have one class only."

@@ -22,9 +22,9 @@ EPOCHS = RECIPES["evaluator"].epochs
 BATCH_SIZE = RECIPES["evaluator"].batch_size
 LEARNING_RATE = RECIPES["evaluator"].learning_rate
 MAX_SHIFT = 2  # pixels
+MAX_ROTATION = 10  # degrees
 # Without a test split, one image in this many is held out to test on.
 HOLD_OUT = 10
-MAX_ROTATION = 10  # degrees
 
 
 def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=None,
@@ -32,7 +32,7 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
                     image_size=None, channels=None):
     """Trains the `MNISTClassifier` that scores samples, and saves it.
 
-    Trains on the MNIST train split with light augmentation (random shifts of
+    Trains on the train split (MNIST by default) with light augmentation (random shifts of
     up to `MAX_SHIFT` pixels and rotations of up to `MAX_ROTATION` degrees),
     softmax cross-entropy and Adam with a cosine-decayed learning rate, then
     measures the accuracy on the whole test split, which training never sees.
@@ -143,8 +143,7 @@ def _labelled_splits(data, image_size=None, channels=None):
                 f"from {loaded.source!r} have no labels: put each class in its "
                 "own sub-folder (or give labels in the .npz)."
             )
-    num_classes = (len(train.class_names) if train.class_names
-                   else int(max(train.labels.max(), test.labels.max())) + 1)
+    num_classes = max(train.num_classes, test.num_classes)
     if num_classes < 2:
         raise DataError(f"The images from {train.source!r} have one class "
                         "only; the evaluator needs two or more.")

@@ -45,6 +45,16 @@ class ImageData:
     source: str
     value_range: str
 
+    @property
+    def num_classes(self):
+        """The number of classes: the named ones, else the largest label
+        plus one; `None` for unlabelled images."""
+        if self.labels is None:
+            return None
+        if self.class_names:
+            return len(self.class_names)
+        return int(self.labels.max()) + 1
+
 
 def load_images(source=None, split="train", image_size=None, channels=None):
     """Loads images (and labels, if the source has them) into memory.
@@ -146,8 +156,7 @@ def describe_data(data):
     if data.labels is None:
         text += ", unlabelled"
     else:
-        names = data.class_names
-        classes = len(names) if names else int(data.labels.max()) + 1
+        names, classes = data.class_names, data.num_classes
         text += f", {classes} class{'' if classes == 1 else 'es'}"
         if names and list(names) != [str(i) for i in range(classes)]:
             text += f" ({', '.join(names[:5])}{', ...' if classes > 5 else ''})"
