@@ -1,6 +1,7 @@
 """Training throughput (images/second) of the default UNet per backend.
 
     python benchmarks/train_throughput.py [--batch-size 128] [--steps 30]
+        [--busy-jobs 1] [--env OMP_WAIT_POLICY=PASSIVE]
 
 Each backend runs in its own subprocess (Keras picks its backend at import),
 trains the default `kd train ddpm` model with `model.fit` on random images
@@ -8,6 +9,11 @@ for a few warm-up steps, then times `--steps` more, and prints a table.
 Under JAX it trains as `kd train` does: data-parallel over one CPU device
 per core (`keras_diffusion/utils/jax_cpu.py`). docs/performance.md has the
 fuller comparison (`benchmarks/performance.py`).
+
+`--busy-jobs N` runs N other CPU-bound processes (a pure Python loop each)
+beside every measurement, to see how a backend holds up on a loaded
+machine; `--env KEY=VALUE` sets a variable for the workers (such as an
+OpenMP setting to compare).
 """
 
 import argparse
@@ -42,12 +48,23 @@ print(json.dumps({"images_per_second": batch_size * steps / seconds,
 """
 
 
-def measure(backend, batch_size, steps, recipe):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run(
-        [sys.executable, "-c", WORKER, str(batch_size), str(steps), recipe],
-        env=env, capture_output=True, text=True,
-    )
+BUSY_LOOP = "while True: pass"
+
+
+def measure(backend, batch_size, steps, recipe, busy_jobs=0, extra_env=None):
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+               **(extra_env or {}))
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
+            for _ in range(busy_jobs)]
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", WORKER, str(batch_size), str(steps), recipe],
+            env=env, capture_output=True, text=True,
+        )
+    finally:
+        for job in busy:
+            job.kill()
+            job.wait()
     if out.returncode:
         return {"error": (out.stderr.strip().splitlines() or ["no output"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -59,12 +76,19 @@ def main():
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--recipe", default="ddpm")
     parser.add_argument("--backends", default="tensorflow,jax,torch")
+    parser.add_argument("--busy-jobs", type=int, default=0,
+                        help="CPU-bound processes to run beside each measurement.")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="An environment variable for the workers (repeatable).")
     args = parser.parse_args()
-    print(f"recipe {args.recipe}, batch {args.batch_size}, {args.steps} timed steps")
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    print(f"recipe {args.recipe}, batch {args.batch_size}, {args.steps} timed steps, "
+          f"{args.busy_jobs} busy jobs beside, env {extra_env or 'as is'}")
     print("| backend | images/s | parameters | devices |")
     print("| --- | --- | --- | --- |")
     for backend in args.backends.split(","):
-        result = measure(backend, args.batch_size, args.steps, args.recipe)
+        result = measure(backend, args.batch_size, args.steps, args.recipe,
+                         args.busy_jobs, extra_env)
         if "error" in result:
             print(f"| {backend} | failed: {result['error']} | |")
         else:

@@ -49,9 +49,10 @@ def _prepare_backend(verbose=False):
 
 def _computes(command):
     """Marks a command that runs Keras. Under JAX it first asks for one CPU
-    device per core, before JAX starts; here, after click has parsed the
-    command's flags (the group's callback runs before that), so that a
-    mistyped flag is refused without importing any framework."""
+    device per core, before JAX starts, and turns on the persistent
+    compilation cache; here, after click has parsed the command's flags
+    (the group's callback runs before that), so that a mistyped flag is
+    refused without importing any framework."""
 
     @functools.wraps(command)
     def run_command(*args, **kwargs):
@@ -59,6 +60,9 @@ def _computes(command):
             from keras_diffusion.utils.jax_cpu import split_cpu_into_devices
 
             split_cpu_into_devices()  # JAX on CPU: train on every core
+        from keras_diffusion.utils.jax_cache import enable_compilation_cache
+
+        enable_compilation_cache()  # JAX only (see the module)
         return command(*args, **kwargs)
 
     return run_command

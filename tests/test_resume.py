@@ -71,8 +71,15 @@ def test_killed_training_resumes_from_its_last_step(mnist_dir, tmp_path):
 def test_rerun_of_finished_run_is_complete_continues_or_starts_over(
         mnist_dir, tmp_path, quick_train, capsys):
     out = tmp_path / "run"
-    path = quick_train(mnist_dir, out, max_steps=3)
+    batches = []  # `train` runs the callbacks it is given
+
+    class Count(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            batches.append(batch)
+
+    path = quick_train(mnist_dir, out, max_steps=3, callbacks=[Count()])
     assert "Saved" in capsys.readouterr().out
+    assert len(batches) == 3
     saved = open(path, "rb").read()
     # The preset beside the model (to share) holds the same weights.
     import keras_diffusion

@@ -55,7 +55,7 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
           out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1,
           vae=None, distribute=None, overwrite=False, backup_every=BACKUP_EVERY,
           eval_every=None, eval_images=EVAL_IMAGES, image_size=None,
-          channels=None):
+          channels=None, callbacks=()):
     """Trains the model of the recipe `kind` on a set of images and saves it.
 
     The networks are built for the data: its height, width and channels,
@@ -121,6 +121,9 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
             (square) or `(height, width)`: resize every image.
         channels: `None` (the images' own), 1 or 3: convert to grayscale
             or RGB.
+        callbacks: more `keras.callbacks.Callback`s for `fit` (their
+            `logs` go into `log.csv`); not for the VAE a latent kind trains
+            first.
 
     Returns:
         The path of the saved `.keras` model.
@@ -142,12 +145,13 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         return _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
                       learning_rate, sample_every, verbose, vae, replicas,
                       overwrite, backup_every, eval_every, eval_images,
-                      image_size, channels)
+                      image_size, channels, callbacks)
 
 
 def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
            learning_rate, sample_every, verbose, vae, replicas, overwrite,
-           backup_every, eval_every, eval_images, image_size, channels):
+           backup_every, eval_every, eval_images, image_size, channels,
+           extra_callbacks):
     """`train`, inside the distribution (`replicas`) if there is one."""
     recipe = get_recipe(kind)
     kind = recipe.name
@@ -185,7 +189,7 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
                 f"{'x'.join(map(str, image_shape))}. Train without it.")
         test_images = load_images(data, "test", image_size, channels).images
     out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
-    callbacks = []
+    callbacks = list(extra_callbacks)
     if eval_every is not None:
         # FID against the first `eval_images` test images.
         callbacks.append(FIDCallback(

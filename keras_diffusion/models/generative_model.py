@@ -5,23 +5,24 @@ from keras import ops
 from keras_diffusion.guidance import check_classifier_scale
 from keras_diffusion.guidance import check_guidance
 from keras_diffusion.guidance import classifier_free_guidance
-from keras_diffusion.presets import PresetMixin
+from keras_diffusion.models.trainable_model import TrainableModel
 from keras_diffusion.samplers import make_step_function
 from keras_diffusion.samplers import run_sampler
 from keras_diffusion.utils.replicas import draw_for_global_batch
 
 
-class GenerativeModel(PresetMixin, keras.Model):
+class GenerativeModel(TrainableModel):
     """Base of `DDPM` and `RectifiedFlow`: a network that is integrated from
     noise to images by a step-wise sampler.
 
     It holds what the two share: the network and its class conditioning
     (condition dropout while training, classifier-free guidance while
     sampling), the training-noise `SeedGenerator`, batched and seeded
-    sampling with a cached compiled step (`generate`), saving, and a fix to
-    `fit` under JAX. A subclass defines the loss (`compute_loss`), the map
-    from a sampler's `t` to the network's time in [0, 1] (`network_times`),
-    and its samplers (`make_sampler`, `sampler_names`, `default_sampler`).
+    sampling with a cached compiled step (`generate`), and saving (presets
+    and `fit` come from `TrainableModel`). A subclass defines the loss
+    (`compute_loss`), the map from a sampler's `t` to the network's time in
+    [0, 1] (`network_times`), and its samplers (`make_sampler`,
+    `sampler_names`, `default_sampler`).
 
     The loss lives in `compute_loss`, so every backend's own `train_step`
     computes gradients and `model.fit` just works; `call()` returns its
@@ -397,20 +398,6 @@ class GenerativeModel(PresetMixin, keras.Model):
             f"Unknown sampler {sampler!r} for a {type(self).__name__}; choose "
             f"one of {', '.join(self.sampler_names)} ({others})."
         )
-
-    def fit(self, *args, **kwargs):
-        history = super().fit(*args, **kwargs)
-        if keras.backend.backend() == "jax" and getattr(
-            self.optimizer, "use_ema", False
-        ):
-            # Keras' EMA finalize leaves each weight sharing its buffer with
-            # its average under JAX, and a second `fit` then fails ("donate
-            # the same buffer twice"). Give each weight its own copy.
-            import jax.numpy as jnp
-
-            for variable in self.trainable_variables:
-                variable.assign(jnp.array(variable.value, copy=True))
-        return history
 
     def get_config(self):
         config = super().get_config()

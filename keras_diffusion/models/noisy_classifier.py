@@ -3,14 +3,14 @@ import numpy as np
 from keras import ops
 
 from keras_diffusion.models.generative_model import unpack_batch
-from keras_diffusion.presets import PresetMixin
+from keras_diffusion.models.trainable_model import TrainableModel
 from keras_diffusion.schedules import as_schedule
 from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
-class NoisyClassifier(PresetMixin, keras.Model):
+class NoisyClassifier(TrainableModel):
     """A classifier of noisy images `x_t`, for classifier guidance.
 
     Training noises each clean image exactly as `DDPM` does: draw a

@@ -3,13 +3,13 @@ from keras import ops
 
 from keras_diffusion.networks.vae_decoder import VAEDecoder
 from keras_diffusion.networks.vae_encoder import VAEEncoder
-from keras_diffusion.presets import PresetMixin
+from keras_diffusion.models.trainable_model import TrainableModel
 from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
-class VAE(PresetMixin, keras.Model):
+class VAE(TrainableModel):
     """Variational autoencoder with a spatial latent (Kingma & Welling, 2014).
 
     The encoder gives `mean` and `log_variance` of `q(z | x)`; training

@@ -10,9 +10,11 @@
   preset directory or a handle (`load_model.py`).
 - `PresetMixin` gives the package's model classes `from_preset` and
   `save_to_preset` (`preset_mixin.py`).
+- Both loaders build the model without computing the initial weights that
+  loading overwrites (`build_for_loading.py`; it matters under JAX).
 
-Imports point one way: errors <- hub <- preset_dir <- shipped <-
-load_model <- preset_mixin.
+Imports point one way: errors, build_for_loading <- hub <- preset_dir <-
+shipped <- load_model <- preset_mixin.
 """
 
 from keras_diffusion.presets.errors import ModelFileError

@@ -1,10 +1,11 @@
 """`load_model`: a model by shipped name, `.keras` file, preset directory or hub handle."""
 
+import json
 import os
 import zipfile
 
-import keras
-
+from keras_diffusion.presets.build_for_loading import build_for_loading
+from keras_diffusion.presets.build_for_loading import finish_loading
 from keras_diffusion.presets.errors import ModelFileError
 from keras_diffusion.presets.errors import check_type
 from keras_diffusion.presets.errors import first_line
@@ -15,6 +16,8 @@ from keras_diffusion.presets.preset_dir import load_preset
 from keras_diffusion.presets.shipped import PRETRAINED
 from keras_diffusion.presets.shipped import available_models
 from keras_diffusion.presets.shipped import shipped_preset_dir
+
+KERAS_CONFIG_FILE = "config.json"  # in a .keras archive
 
 
 def resolve_model_path(name_or_path):
@@ -86,7 +89,7 @@ def load_model(name_or_path, expected_type=None):
             "a preset directory."
         )
     try:
-        model = keras.saving.load_model(path, compile=False)
+        model = _load_keras_file(path)
     except Exception as error:
         raise ModelFileError(
             f"Could not load {path!r} ({type(error).__name__}: "
@@ -94,5 +97,20 @@ def load_model(name_or_path, expected_type=None):
             "the file is corrupt or was not saved by keras_diffusion."
         ) from None
     check_type(model, expected_type, path)
+    return model
+
+
+def _load_keras_file(path):
+    """The model in a `.keras` file, uncompiled, without its optimizer:
+    as `keras.saving.load_model(path, compile=False)` loads it, but built
+    with `build_for_loading` (fast under JAX)."""
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read(KERAS_CONFIG_FILE))
+    config.pop("compile_config", None)
+    model = build_for_loading(config)
+    try:
+        model.load_weights(path)
+    finally:
+        finish_loading()
     return model
 

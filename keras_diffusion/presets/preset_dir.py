@@ -21,6 +21,8 @@ import os
 
 import keras
 
+from keras_diffusion.presets.build_for_loading import build_for_loading
+from keras_diffusion.presets.build_for_loading import finish_loading
 from keras_diffusion.presets.errors import ModelFileError
 from keras_diffusion.presets.errors import check_type
 from keras_diffusion.presets.errors import first_line
@@ -124,14 +126,18 @@ def load_preset(preset, expected_type=None, name=None):
             "object (it has no `registered_name`)."
         )
     try:
-        model = keras.saving.deserialize_keras_object(config)
+        model = build_for_loading(config)
     except Exception as error:
         raise ModelFileError(
             f"Could not build the model of the preset {where!r} "
             f"({type(error).__name__}: {first_line(error)}); was it saved by "
             "keras_diffusion?"
         ) from None
-    check_type(model, expected_type, where)
+    try:
+        check_type(model, expected_type, where)
+    except ModelFileError:
+        finish_loading(discard=True)  # the model is not used
+        raise
     try:
         model.load_weights(os.path.join(preset, WEIGHTS_FILE))
     except Exception as error:
@@ -140,6 +146,8 @@ def load_preset(preset, expected_type=None, name=None):
             f"({type(error).__name__}: {first_line(error)}); "
             f"{WEIGHTS_FILE} is corrupt or does not match {CONFIG_FILE}."
         ) from None
+    finally:
+        finish_loading()
     return model
 
 

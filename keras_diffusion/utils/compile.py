@@ -8,7 +8,9 @@ import keras
 def compile_function(fn, variables):
     """Returns `fn` compiled for the active backend, for inference.
 
-    - TensorFlow: `tf.function`.
+    - TensorFlow: `tf.function`, without AutoGraph (`fn` must branch on
+      Python values only, as every sampler step does; the trace is then
+      quicker).
     - JAX: `jax.jit` of a stateless version of `fn`, with the current values
       of `variables` passed in through a `keras.StatelessScope` (the way
       keras-hub compiles generation). With several JAX CPU devices (one per
@@ -26,7 +28,7 @@ def compile_function(fn, variables):
     if backend == "tensorflow":
         import tensorflow as tf
 
-        return tf.function(fn, reduce_retracing=True)
+        return tf.function(fn, reduce_retracing=True, autograph=False)
     if backend == "jax":
         import jax
 
