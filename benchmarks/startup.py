@@ -106,7 +106,8 @@ def stages(backends):
 
 
 def run_child(code, args, backend, cache_dir):
-    """Runs a child Python; returns `(seconds, stdout)` (wall time)."""
+    """Runs a child Python; returns `(start, seconds, stdout)`: its start
+    (`time.time()`) and wall time."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
                JAX_COMPILATION_CACHE_DIR=cache_dir)
     env.pop("KD_JAX_CACHE", None)
@@ -119,42 +120,27 @@ def run_child(code, args, backend, cache_dir):
     return start, seconds, out.stdout
 
 
-def median_cli(args, backend, repeats, cache_dir):
-    """Median wall seconds of `kd ARGS` in a fresh process, and what it loaded."""
-    times, loaded = [], ""
-    for _ in range(repeats):
-        _, seconds, stdout = run_child(CLI_CHILD, args, backend, cache_dir)
-        times.append(seconds)
-        loaded = stdout.rsplit("LOADED", 1)[-1].strip()
-    return statistics.median(times), loaded
-
-
-def sample_times(backend, repeats):
-    """Median `(cold, warm)` seconds of `kd sample --num 16`."""
-    args = ["sample", "--num", "16", "--out", os.path.join(tempfile.mkdtemp(), "s.png")]
-    cold = []
-    for _ in range(repeats):
-        cold.append(median_cli(args, backend, 1, tempfile.mkdtemp())[0])
-    warm_cache = tempfile.mkdtemp()
-    median_cli(args, backend, 1, warm_cache)  # fills the cache
-    warm = median_cli(args, backend, repeats, warm_cache)[0]
-    return statistics.median(cold), warm
+def run_cli(args, backend, cache_dir):
+    """`(seconds, frameworks loaded)` of `kd ARGS` in a fresh process."""
+    _, seconds, stdout = run_child(CLI_CHILD, args, backend, cache_dir)
+    return seconds, stdout.rsplit("LOADED", 1)[-1].strip()
 
 
 def first_step_seconds(backend, data, cache_dir):
+    """Seconds from a fresh process's start to the end of its first
+    training step."""
     start, _, stdout = run_child(TRAIN_CHILD, [data, tempfile.mkdtemp()], backend,
                                  cache_dir)
-    first = json.loads(stdout.rsplit("FIRST_STEP", 1)[-1])
-    return first - start
+    return json.loads(stdout.rsplit("FIRST_STEP", 1)[-1]) - start
 
 
-def train_times(backend, data, repeats):
-    """Median `(cold, warm)` seconds to the end of the first training step."""
-    cold = [first_step_seconds(backend, data, tempfile.mkdtemp())
-            for _ in range(repeats)]
+def cold_and_warm(seconds_with_cache, repeats):
+    """Median `(cold, warm)` of `seconds_with_cache(cache_dir)`: cold runs
+    each with a new, empty cache; warm runs after one that filled theirs."""
+    cold = [seconds_with_cache(tempfile.mkdtemp()) for _ in range(repeats)]
     warm_cache = tempfile.mkdtemp()
-    first_step_seconds(backend, data, warm_cache)  # fills the cache
-    warm = [first_step_seconds(backend, data, warm_cache) for _ in range(repeats)]
+    seconds_with_cache(warm_cache)  # fills the cache
+    warm = [seconds_with_cache(warm_cache) for _ in range(repeats)]
     return statistics.median(cold), statistics.median(warm)
 
 
@@ -173,18 +159,24 @@ def main(argv=None):
         return stages(args.backends)
 
     rows = []
+    sample_args = ["sample", "--num", "16",
+                   "--out", os.path.join(tempfile.mkdtemp(), "s.png")]
     for backend in args.backends:
-        help_s, help_loaded = median_cli(["--help"], backend, args.repeats,
-                                         tempfile.mkdtemp())
-        error_s, error_loaded = median_cli(["sample", "--nmu", "3"], backend,
-                                           args.repeats, tempfile.mkdtemp())
-        sample_cold, sample_warm = sample_times(backend, args.repeats)
-        row = {"backend": backend, "help": help_s, "flag_error": error_s,
-               "imports": ", ".join(filter(None, {help_loaded, error_loaded})) or "none",
-               "sample_cold": sample_cold, "sample_warm": sample_warm}
+        row = {"backend": backend}
+        loaded = set()
+        for name, kd_args in (("help", ["--help"]),
+                              ("flag_error", ["sample", "--nmu", "3"])):
+            runs = [run_cli(kd_args, backend, tempfile.mkdtemp())
+                    for _ in range(args.repeats)]
+            row[name] = statistics.median(seconds for seconds, _ in runs)
+            loaded.update(frameworks for _, frameworks in runs if frameworks)
+        row["imports"] = ", ".join(sorted(loaded)) or "none"
+        row["sample_cold"], row["sample_warm"] = cold_and_warm(
+            lambda cache: run_cli(sample_args, backend, cache)[0], args.repeats)
         if not args.skip_train:
-            row["train_cold"], row["train_warm"] = train_times(
-                backend, args.data, args.repeats)
+            row["train_cold"], row["train_warm"] = cold_and_warm(
+                lambda cache: first_step_seconds(backend, args.data, cache),
+                args.repeats)
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
 

@@ -113,4 +113,3 @@ def _load_keras_file(path):
     finally:
         finish_loading()
     return model
-
