@@ -18,7 +18,11 @@ CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, 0 to 100 (0: unguided; "
                          "default: guidance.DEFAULT_CLASSIFIER_SCALE, 5).")
 SAMPLERS = ("ddpm", "ddim", "dpm", "euler", "heun")
 SAMPLER_HELP = ("ddpm, ddim or dpm (DPM-Solver++ 2M) for diffusion models, euler "
-                "or heun for flows (default: ddim, or euler for a flow).")
+                "or heun for flows (default: dpm, or euler for a flow).")
+EVALUATOR_HELP = ("The judge behind the FID: a classifier from `kd train evaluator "
+                  "--data` (its .keras path or preset directory, with the "
+                  "reference features it saved) for images other than MNIST "
+                  "digits (default: the shipped MNIST `evaluator`).")
 STEPS_HELP = ("Sampling steps (default: 1000 for ddpm, 50 for ddim, 10 for dpm, "
               "16 for euler, 8 for heun).")
 
@@ -187,6 +191,7 @@ def cli(verbose):
                    "diffusion and flow kinds.")
 @click.option("--eval-images", type=int, default=256, show_default=True,
               callback=_positive, help="Images per FID evaluation (>= 2).")
+@click.option("--evaluator", default=None, help=EVALUATOR_HELP)
 @click.option("--overwrite", is_flag=True,
               help="Start over: discard an earlier run in --out (its backup, "
                    "log and finished model). Without it, a rerun resumes, or "
@@ -198,7 +203,7 @@ def cli(verbose):
 @_computes
 def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
           learning_rate, out_dir, seed, vae, flow, num_pairs, pair_steps,
-          eval_every, eval_images, overwrite, distribute):
+          eval_every, eval_images, evaluator, overwrite, distribute):
     """Train a model of KIND on images (MNIST by default); rerun the same
     command to resume.
 
@@ -228,7 +233,8 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
                       "trains the diffusion, flow and VAE kinds.")
     reflow_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps}
     other_only = {"--data": data, "--vae": vae, "--eval-every": eval_every,
-                  "--image-size": image_size, "--channels": channels}
+                  "--evaluator": evaluator, "--image-size": image_size,
+                  "--channels": channels}
     given = _given(other_only if kind == "reflow" else reflow_only)
     if given:
         raise KDError(
@@ -249,7 +255,7 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
         from keras_diffusion.app.train_evaluator import train_evaluator
 
         given = _given({"--max-steps": max_steps, "--eval-every": eval_every,
-                        "--overwrite": overwrite or None})
+                        "--evaluator": evaluator, "--overwrite": overwrite or None})
         if given:
             raise KDError(f"{given} not used by `kd train evaluator`, which "
                           "trains for --epochs and replaces its model.")
@@ -263,8 +269,8 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
          batch_size=batch_size, out_dir=out_dir, seed=seed,
          learning_rate=learning_rate, vae=vae,
          distribute=True if distribute else None, overwrite=overwrite,
-         eval_every=eval_every, eval_images=eval_images, image_size=image_size,
-         channels=None if channels is None else int(channels))
+         eval_every=eval_every, eval_images=eval_images, evaluator=evaluator,
+         image_size=image_size, channels=None if channels is None else int(channels))
 
 
 @cli.command()
@@ -328,8 +334,10 @@ def sample(model, sampler, steps, eta, num, label, guidance, seed, out, animate,
 @click.option("--seed", type=int, default=0, show_default=True,
               callback=_seed)
 @click.option("--data", type=click.Path(), default=None,
-              help="MNIST IDX directory or .npz (default: tensorflow-datasets, "
-                   "which needs internet).")
+              help="The real images to compare with, any --data of `kd train` "
+                   "(default: the features saved with the evaluator; the "
+                   "shipped one holds 10,000 MNIST train and test digits).")
+@click.option("--evaluator", default=None, help=EVALUATOR_HELP)
 @click.option("--class", "label", type=int, default=None,
               help="Class-conditional models (or with --classifier): sample "
                    "only this digit (default: every digit in turn).")
@@ -341,14 +349,15 @@ def sample(model, sampler, steps, eta, num, label, guidance, seed, out, animate,
 @click.option("--json", "as_json", is_flag=True,
               help="Print the results as one JSON object.")
 @_computes
-def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
-             classifier, classifier_scale, as_json):
-    """Score samples with the shipped MNIST evaluator (see docs/evaluation.md).
+def evaluate(model, samples, sampler, steps, num, seed, data, evaluator, label,
+             guidance, classifier, classifier_scale, as_json):
+    """Score samples with an evaluator (see docs/evaluation.md).
 
     Samples --num images from --model, or reads --samples, then prints the
-    FID against as many MNIST test images (in the evaluator's feature space),
-    the floor (the FID of as many real training digits), the confident rate
-    and, when the file has labels, the class accuracy.
+    FID against as many real test images (in the evaluator's feature space),
+    the floor (the FID of as many real training images), the confident rate
+    and, when the file has labels, the class accuracy. The judge is the
+    shipped MNIST evaluator, or --evaluator for other images.
     """
     import json
 
@@ -373,13 +382,15 @@ def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
     result = _run(evaluate_samples, model=model, samples=samples, sampler=sampler,
                   num_steps=steps, num_images=num, seed=seed, data=data,
                   progress=not as_json, label=label, guidance=guidance,
-                  classifier=classifier, classifier_scale=classifier_scale)
+                  classifier=classifier, classifier_scale=classifier_scale,
+                  evaluator=evaluator)
     if as_json:
         click.echo(json.dumps(result))
         return
     rows = [
         ("samples", f"{result['num']}"),
-        ("FID", f"{result['fid']:.2f}  (vs {result['num']} MNIST test images)"),
+        ("FID", f"{result['fid']:.2f}  (vs {result['num']} test images of "
+                f"{result['reference']})"),
         ("floor", f"{result['floor']:.2f}  (real train vs test, same count)"),
         ("confident rate", f"{result['confident_rate']:.1%}  (p >= 0.9)"),
     ]
@@ -413,11 +424,12 @@ def evaluate(model, samples, sampler, steps, num, seed, data, label, guidance,
                    "litert (tensorflow).")
 @click.option("--out", "out_dir", type=click.Path(), required=True,
               help="Directory to write (an export there is replaced).")
-@click.option("--sampler", type=click.Choice(("ddim", "euler", "heun")),
-              default=None, help="ddim for a diffusion model, euler or heun "
-                                 "for a flow (default: ddim, or euler for a flow).")
+@click.option("--sampler", type=click.Choice(SAMPLERS), default=None,
+              help="dpm or ddim for a diffusion model, euler or heun for a "
+                   "flow (default: dpm, or euler for a flow).")
 @click.option("--steps", type=int, default=None, callback=_positive,
-              help="Sampling steps (default: 50 for ddim, 16 for euler, 8 for heun).")
+              help="Sampling steps (default: 10 for dpm, 50 for ddim, 16 for "
+                   "euler, 8 for heun).")
 @click.option("--batch-size", type=int, default=16, show_default=True,
               callback=_positive, help="The exported graphs' batch size.")
 @_computes

@@ -5,9 +5,9 @@
 
 No Keras, TensorFlow, JAX or PyTorch: `pip install numpy onnxruntime` is
 all it needs (the PNG is written with zlib). It runs the sampler that
-`sampler.json` describes (DDIM for a diffusion model, Euler or Heun for a
-flow) with the exported denoising network, decodes latents with the
-exported VAE decoder, and writes a PNG grid (one row per digit without
+`sampler.json` describes (DPM-Solver++ or DDIM for a diffusion model,
+Euler or Heun for a flow) with the exported denoising network, decodes
+latents with the exported VAE decoder, and writes a PNG grid (one row per digit without
 --class, as `kd sample` does) or, for an `.npz` path, the images as float32
 in [0, 1]. The noise, the labels, the steps and the guidance are those of
 `kd sample` with the same flags, so the images are `kd sample`'s (to float
@@ -99,8 +99,12 @@ def sample(spec, denoiser, noise, labels=None, guidance=None):
         return denoiser.run(None, feed)[0]
 
     x = noise
+    images_last = np.zeros_like(noise)  # DPM-Solver++'s previous estimate
     for step in sampler["steps"]:
-        if sampler["name"] == "ddim":
+        if sampler["name"] == "dpm":
+            x, images_last = dpm_step(network, x, step, sampler["clip_sample"],
+                                      images_last)
+        elif sampler["name"] == "ddim":
             x = ddim_step(network, x, step, sampler["clip_sample"])
         elif sampler["name"] == "euler":
             dt = np.float32(step["t_next"]) - np.float32(step["t"])
@@ -114,13 +118,30 @@ def sample(spec, denoiser, noise, labels=None, guidance=None):
     return x
 
 
-def ddim_step(network, x, step, clip_sample):
-    """DDIM with eta 0 (Song et al., 2021, eq. 12), as `DDIMSampler.step`."""
+def predict_images(network, x, step, clip_sample):
+    """`(x_0 estimate, predicted noise)` at a step, as `DDPMSampler.predict_images`."""
     alpha_bar = np.float32(step["alpha_bar"])
     noise = network(x, step["time"])
     images = (x - np.sqrt(np.float32(1) - alpha_bar) * noise) / np.sqrt(alpha_bar)
     if clip_sample:
         images = np.clip(images, -1, 1)
+    return images, noise
+
+
+def dpm_step(network, x, step, clip_sample, images_last):
+    """DPM-Solver++(2M), as `DPMSolverSampler.step`: `(x_next, x_0 estimate)`."""
+    images, _ = predict_images(network, x, step, clip_sample)
+    d1 = np.float32(step["inverse_r"]) * (images - images_last)
+    x = (np.float32(step["coef_samples"]) * x
+         + np.float32(step["coef_images"]) * (images + np.float32(0.5) * d1))
+    return x, images
+
+
+def ddim_step(network, x, step, clip_sample):
+    """DDIM with eta 0 (Song et al., 2021, eq. 12), as `DDIMSampler.step`."""
+    alpha_bar = np.float32(step["alpha_bar"])
+    images, noise = predict_images(network, x, step, clip_sample)
+    if clip_sample:
         noise = (x - np.sqrt(alpha_bar) * images) / np.sqrt(np.float32(1) - alpha_bar)
     return (np.sqrt(np.float32(step["alpha_bar_prev"])) * images
             + np.float32(step["direction"]) * noise)

@@ -319,3 +319,14 @@ def test_kd_sample_with_dpm(tmp_path):
     result = CliRunner().invoke(cli, ["sample", "--model", path, "--sampler", "dpm",
                                       "--eta", "0.5", "--out", str(out)])
     assert result.exit_code == 2 and "eta" in result.output, result.output
+
+
+def test_dpm_is_the_default_sampler_and_eta_asks_for_ddim():
+    model = _tiny_ddpm()
+    kwargs = dict(num_steps=3, seed=2, progress=False)
+    np.testing.assert_array_equal(model.generate(2, **kwargs),
+                                  model.generate(2, sampler="dpm", **kwargs))
+    assert not np.array_equal(model.generate(2, **kwargs),
+                              model.generate(2, sampler="ddim", **kwargs))
+    with pytest.raises(ValueError, match="choose the ddim sampler"):
+        model.generate(2, eta=0.5, **kwargs)

@@ -61,11 +61,12 @@ def _latent_cfg():
 
 # name -> (model, sampler, kd sample's arguments, the example's flags)
 MODELS = {
-    "latent-cfg-ddim": (_latent_cfg, None, {"label": 3, "guidance": 2.0},
-                        ["--class", "3", "--guidance", "2"]),
+    "latent-cfg-dpm": (_latent_cfg, None, {"label": 3, "guidance": 2.0},
+                       ["--class", "3", "--guidance", "2"]),
     "pixel-flow-euler": (lambda: RectifiedFlow(_pixel_unet()), None, {}, []),
     "pixel-flow-heun": (lambda: RectifiedFlow(_pixel_unet()), "heun", {}, []),
-    "pixel-ddpm-ddim": (lambda: DDPM(_pixel_unet()), None, {}, []),
+    "pixel-ddpm-dpm": (lambda: DDPM(_pixel_unet()), None, {}, []),
+    "pixel-ddpm-ddim": (lambda: DDPM(_pixel_unet()), "ddim", {}, []),
 }
 
 
@@ -121,7 +122,7 @@ def test_kd_export_writes_the_files_and_the_example_a_png(tmp_path):
                                        "sampler.json"]
     with open(out / "sampler.json") as f:
         spec = json.load(f)
-    assert spec["sampler"]["name"] == "ddim" and len(spec["sampler"]["steps"]) == 2
+    assert spec["sampler"]["name"] == "dpm" and len(spec["sampler"]["steps"]) == 2
     assert spec["inputs"] == {"denoiser": ["x", "t", "labels", "guidance"],
                               "decoder": ["latents"]}
     assert spec["sample_shape"] == [7, 7, 2] and spec["image_shape"] == [28, 28, 1]
@@ -151,6 +152,7 @@ def test_other_formats(format, tmp_path):
     (["--model", "vae"], "holds a VAE"),
     (["--model", "ddpm", "--sampler", "euler"], "Unknown sampler 'euler'"),
     (["--model", "ddpm", "--sampler", "heun"], "Unknown sampler 'heun'"),
+    (["--model", "ddpm", "--sampler", "ddpm"], "cannot be exported"),
     (["--model", "rf-pixel", "--sampler", "ddim"], "Unknown sampler 'ddim'"),
     (["--format", "pdf"], "'pdf' is not one of"),
     (["--batch-size", "0"], "--batch-size"),

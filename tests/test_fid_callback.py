@@ -228,8 +228,7 @@ def test_conditional_model_samples_balanced_classes(mnist_batch, reference,
     ({"every_steps": 0}, "every_steps"),
     ({"num_images": 1}, "num_images"),
     ({"guidance": -1.0}, "guidance"),
-    ({"reference_statistics": (np.zeros(3), np.eye(3))}, "exactly one"),
-    ({"reference_images": None}, "exactly one"),
+    ({"reference_statistics": (np.zeros(3), np.eye(3))}, "at most one"),
     ({"reference_images": np.zeros((4, 28, 28, 1), "float32") - 1}, r"\[-1, 1\]"),
     ({"reference_images": None,
       "reference_statistics": (np.zeros(3), np.eye(3))}, "128-d"),
@@ -240,6 +239,15 @@ def test_rejects_bad_arguments(kwargs, match, reference, evaluator):
                  "every_steps": 5, **kwargs}
     with pytest.raises(ValueError, match=match):
         FIDCallback(**arguments)
+
+
+def test_without_a_reference_it_uses_the_evaluators_saved_one(reference, evaluator):
+    saved = FIDCallback(evaluator=evaluator, **SAMPLING)
+    given = _callback(reference, evaluator)
+    for mine, theirs in zip(saved.reference_statistics, given.reference_statistics):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-4)
+    with pytest.raises(ValueError, match="no saved reference"):
+        FIDCallback(evaluator=Evaluator(evaluator.classifier), **SAMPLING)
 
 
 def test_rejects_guidance_for_an_unconditional_model(reference, evaluator):

@@ -374,7 +374,8 @@ def test_fuzzed_flags_include_accepted_calls(models, tmp_path):
     out = tmp_path / "s.npz"
     result = CliRunner().invoke(cli, [
         "sample", "--model", models["cond"], "--out", str(out), "--steps", "2",
-        "--num", "2", "--class", "7", "--guidance", "0.5", "--eta", "1.0",
+        "--num", "2", "--class", "7", "--guidance", "0.5", "--sampler", "ddim",
+        "--eta", "1.0",
         "--seed", str(2**32 - 1)])
     assert result.exit_code == 0, result.output
     assert np.load(out)["labels"].tolist() == [7, 7]

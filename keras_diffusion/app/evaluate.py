@@ -7,7 +7,7 @@ import numpy as np
 
 from keras_diffusion.app.sample import resolve_conditioning
 from keras_diffusion.guidance import classifier_sampler
-from keras_diffusion.metrics import Evaluator
+from keras_diffusion.metrics import as_evaluator
 from keras_diffusion.models import SAMPLING_MODELS
 from keras_diffusion.presets import load_model
 from keras_diffusion.utils.checks import check_int
@@ -16,29 +16,34 @@ from keras_diffusion.utils.io import read_npz
 
 def evaluate(model=None, samples=None, sampler=None, num_steps=None,
              num_images=1000, seed=0, data=None, progress=False, label=None,
-             guidance=None, classifier=None, classifier_scale=None):
-    """Scores a model's samples, or a file of images, with the shipped evaluator.
+             guidance=None, classifier=None, classifier_scale=None,
+             evaluator=None):
+    """Scores a model's samples, or a file of images, with an evaluator.
 
     Pass exactly one of `model` (sampled here) and `samples` (an `.npz`).
-    The model, the evaluator and the real MNIST images are all loaded before
-    any sampling, so a bad argument fails at once, not after minutes.
+    The model, the evaluator and the real images' features are all loaded
+    before any sampling, so a bad argument fails at once, not after minutes.
 
     Args:
         model: a shipped model name, a `.keras` path, or a `DDPM` or
             `RectifiedFlow` (or their latent versions) to sample
             `num_images` images from.
         samples: path of an `.npz` holding `images`, float32
-            `(N, 28, 28, 1)` in [0, 1] (as `kd sample --out FILE.npz`
-            writes), and optionally `labels`, ints `(N,)`.
-        sampler: `"ddpm"` or `"ddim"` for a diffusion model, `"euler"` or
-            `"heun"` for a flow (with `model` only); `None` means the
-            model's default (DDIM, Euler).
+            `(N, H, W, C)` in [0, 1] of the evaluator's image shape (as
+            `kd sample --out FILE.npz` writes), and optionally `labels`,
+            ints `(N,)`.
+        sampler: `"ddpm"`, `"ddim"` or `"dpm"` for a diffusion model,
+            `"euler"` or `"heun"` for a flow (with `model` only); `None`
+            means the model's default (DPM-Solver++, Euler).
         num_steps: int, sampling steps (default: T for DDPM, 50 for DDIM,
-            16 for Euler, 8 for Heun).
+            10 for DPM-Solver++, 16 for Euler, 8 for Heun).
         num_images: int, images to sample (with `model` only).
         seed: int, seeds the sampling noise.
-        data: `None` (tensorflow-datasets) or an MNIST path, as for
-            `keras_diffusion.data.load_mnist`.
+        data: the real images to compare with, any source
+            `keras_diffusion.data.load_images` reads (split by
+            `load_splits`); `None`: the evaluator's saved reference
+            features (the shipped one holds 10,000 MNIST train and test
+            digits), else MNIST through tensorflow-datasets.
         progress: bool, show a sampling progress bar.
         label: for a class-conditional model, the class of every sample;
             `None` samples the classes in turn (equal counts).
@@ -50,9 +55,13 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
         classifier_scale: float >= 0, the classifier guidance scale
             (default: `guidance.DEFAULT_CLASSIFIER_SCALE`). Without
             `sampler`, classifier guidance samples with DDPM in 50 steps.
+        evaluator: the judge, anything `keras_diffusion.metrics.as_evaluator`
+            takes: `None` (the shipped MNIST `evaluator`), a shipped name,
+            a `.keras` path or preset directory from `kd train evaluator`
+            (with the reference features it saved), or an `Evaluator`.
 
     Returns:
-        A dict: `num`, `fid` (against as many MNIST test images), `floor`
+        A dict: `num`, `fid` (against as many real test images), `floor`
         (real train vs test images, same count), `confident_rate`,
         `accuracy` (`None` without labels), `sampling_seconds`, `sampler`,
         `num_steps` and `seed` (the last four `None` for `samples`).
@@ -63,9 +72,10 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             "`samples` (an .npz of images); got "
             f"{'both' if model is not None else 'neither'}."
         )
+    evaluator = as_evaluator(evaluator)
     labels = None
     if samples is not None:
-        images, labels = load_samples(samples)
+        images, labels = load_samples(samples, evaluator.image_shape)
         num_images = len(images)
     else:
         num_images = check_int("num_images", num_images)
@@ -73,6 +83,7 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             check_int("num_steps", num_steps)
         if not isinstance(model, SAMPLING_MODELS):
             model = load_model(model, expected_type=SAMPLING_MODELS)
+        _check_model_shape(model, evaluator)
         labels, guidance, classifier, classifier_scale, _ = resolve_conditioning(
             model, num_images, label, guidance, classifier, classifier_scale,
             order="cycle")
@@ -81,7 +92,6 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
         sampler = model.default_sampler if sampler is None else sampler
         num_steps = model.make_sampler(sampler, num_steps).num_steps  # validates
 
-    evaluator = Evaluator.load()
     evaluator.floor(num_images, data)  # loads and caches the real features
 
     sampling_seconds = None
@@ -106,8 +116,25 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
     return result
 
 
-def load_samples(path):
-    """Reads `images` (and `labels`, if present) from a samples `.npz`."""
+def _check_model_shape(model, evaluator):
+    """Refuses a model whose images the evaluator cannot read."""
+    shape = model.output_image_shape
+    if tuple(shape) != evaluator.image_shape:
+        raise ValueError(
+            f"The model draws {_shape(shape)} images and the evaluator reads "
+            f"{_shape(evaluator.image_shape)}: pass the evaluator trained on "
+            "the model's data (`kd train evaluator --data DIR`, then "
+            "`evaluator=` / `--evaluator`)."
+        )
+
+
+def _shape(shape):
+    return "x".join(str(size) for size in shape)
+
+
+def load_samples(path, image_shape=(28, 28, 1)):
+    """Reads `images` (and `labels`, if present) from a samples `.npz`;
+    the images must be `(N,) + image_shape` (the evaluator's)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(
@@ -122,12 +149,15 @@ def load_samples(path):
             "FILE.npz` writes one."
         )
     images = arrays["images"]
-    if images.ndim == 3:
+    image_shape = tuple(image_shape)
+    if images.ndim == 3 and image_shape[-1] == 1:
         images = images[..., None]
-    if images.ndim != 4 or images.shape[1:] != (28, 28, 1) or len(images) == 0:
+    if images.ndim != 4 or images.shape[1:] != image_shape or len(images) == 0:
         raise ValueError(
-            f"`images` in {path!r} has shape {images.shape}; expected "
-            "(N, 28, 28, 1) with N >= 1."
+            f"`images` in {path!r} has shape {images.shape}; the evaluator "
+            f"reads (N, {', '.join(map(str, image_shape))}) with N >= 1"
+            + ("." if image_shape == (28, 28, 1) else
+               " (pass the evaluator trained on these images' data).")
         )
     if not np.issubdtype(images.dtype, np.floating):
         raise ValueError(

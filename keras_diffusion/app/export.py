@@ -11,7 +11,7 @@ An export is a directory that samples images without Keras:
 
 (`.tflite` files for `format="litert"`, SavedModel directories `denoiser/`
 and `decoder/` for `format="tf_saved_model"`.) `examples/sample_onnx.py`
-runs DDIM, Euler or Heun from an ONNX export with NumPy and onnxruntime
+runs DPM-Solver++, DDIM, Euler or Heun from an ONNX export with NumPy and onnxruntime
 only and gives `kd sample`'s images for the same seed.
 """
 
@@ -25,7 +25,15 @@ from keras import ops
 
 # format -> file extension of each exported network ("" is a directory)
 FORMATS = {"onnx": ".onnx", "tf_saved_model": "", "litert": ".tflite"}
-EXPORT_SAMPLERS = ("ddim", "euler", "heun")
+EXPORT_SAMPLERS = ("dpm", "ddim", "euler", "heun")
+# sampler -> (sampler.json key, the sampler's table) of each step's
+# coefficients (the flows' steps need only their times)
+STEP_TABLES = {
+    "ddim": (("alpha_bar", "alpha_bars"), ("alpha_bar_prev", "alpha_bars_prev"),
+             ("direction", "direction")),
+    "dpm": (("alpha_bar", "alpha_bars"), ("coef_samples", "coef_samples"),
+            ("coef_images", "coef_images"), ("inverse_r", "inverse_r")),
+}
 SAMPLER_FILE = "sampler.json"
 DEFAULT_BATCH_SIZE = 16
 EXPORT_EXTRA = 'pip install "keras-diffusion[export]"'
@@ -76,9 +84,9 @@ def export_model(model="cfg", out_dir="export", format="onnx", sampler=None,
         out_dir: the directory to write; an existing export there is
             replaced.
         format: `"onnx"`, `"tf_saved_model"` or `"litert"`.
-        sampler: `"ddim"` for a diffusion model (deterministic, eta 0),
-            `"euler"` or `"heun"` for a flow; `None` means the model's
-            default.
+        sampler: `"dpm"` (DPM-Solver++) or `"ddim"` (eta 0) for a
+            diffusion model, `"euler"` or `"heun"` for a flow; `None`
+            means the model's default.
         num_steps: int, sampling steps; `None` means the sampler's default.
         batch_size: int >= 1, the graphs' fixed batch size (the example
             runs any number of images in batches of it).
@@ -179,20 +187,18 @@ def sampler_spec(model, sampler=None, num_steps=None):
     name = model.default_sampler if sampler is None else sampler
     if name not in EXPORT_SAMPLERS:
         raise ValueError(
-            f"Sampler {name!r} cannot be exported; choose ddim (diffusion "
-            "models) or euler or heun (flows)."
+            f"Sampler {name!r} cannot be exported; choose dpm or ddim "
+            "(diffusion models) or euler or heun (flows)."
         )
     step_sampler = model.make_sampler(name, num_steps)
     steps = []
     for t, t_next in step_sampler.timesteps():
         step = {"t": _number(t), "t_next": _number(t_next),
                 "time": _float32(model.network_times(_scalar(t)))}
-        if name == "ddim":
+        if name in STEP_TABLES:
             step.update({
                 key: _float32(step_sampler.lookup(table, _scalar(t)))
-                for key, table in (("alpha_bar", "alpha_bars"),
-                                   ("alpha_bar_prev", "alpha_bars_prev"),
-                                   ("direction", "direction"))
+                for key, table in STEP_TABLES[name]
             })
         else:
             step["time_next"] = _float32(model.network_times(_scalar(t_next)))
@@ -203,8 +209,7 @@ def sampler_spec(model, sampler=None, num_steps=None):
         "format_version": 1,
         "keras_diffusion_version": _version(),
         "model_class": type(model).__name__,
-        "image_shape": list(model.image_shape if vae is None else
-                            _decoded_shape(vae)),
+        "image_shape": list(model.output_image_shape),
         "sample_shape": list(model.image_shape),
         "latent_scale": None if vae is None else float(model.latent_scale),
         "num_classes": model.num_classes,
@@ -335,10 +340,6 @@ def _zeros(spec):
 def _input_names(signature):
     specs = signature[0].values() if isinstance(signature[0], dict) else signature
     return [spec.name for spec in specs]
-
-
-def _decoded_shape(vae):
-    return tuple(vae.decoder.output.shape[1:])
 
 
 def _scalar(value):

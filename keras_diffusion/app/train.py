@@ -13,6 +13,8 @@ from keras_diffusion.data import DataError
 from keras_diffusion.data import describe_data
 from keras_diffusion.data import load_images
 from keras_diffusion.data import make_dataset
+from keras_diffusion.data.splits import hold_out_test
+from keras_diffusion.metrics import as_evaluator
 from keras_diffusion.data import to_model_range
 from keras_diffusion.app.distribution import cpu_data_parallel
 from keras_diffusion.app.distribution import data_parallel
@@ -43,8 +45,6 @@ from keras_diffusion.utils.lock import lock_directory
 
 # Images sampled and scored per FID evaluation of `train(eval_every=...)`.
 EVAL_IMAGES = 256
-# The images the MNIST evaluator (behind `eval_every`) reads.
-MNIST_SHAPE = (28, 28, 1)
 
 
 class TrainingError(RuntimeError):
@@ -55,7 +55,7 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
           out_dir=None, seed=0, learning_rate=None, sample_every=1, verbose=1,
           vae=None, distribute=None, overwrite=False, backup_every=BACKUP_EVERY,
           eval_every=None, eval_images=EVAL_IMAGES, image_size=None,
-          channels=None, callbacks=()):
+          channels=None, callbacks=(), evaluator=None):
     """Trains the model of the recipe `kind` on a set of images and saves it.
 
     The networks are built for the data: its height, width and channels,
@@ -113,10 +113,15 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         backup_every: int >= 1, optimizer steps between backups.
         eval_every: int >= 1 or `None`: every this many optimizer steps,
             sample `eval_images` images and write their FID against as many
-            test images of `data` to `out_dir/fid.csv`, and the latest into
-            `log.csv` (`keras_diffusion.callbacks.FIDCallback`; the
-            diffusion and flow kinds only).
+            test images of `data` (held out of it if it has no test split,
+            `keras_diffusion.data.load_splits`) to `out_dir/fid.csv`, and
+            the latest into `log.csv` (`keras_diffusion.callbacks.FIDCallback`;
+            the diffusion and flow kinds only).
         eval_images: int >= 2, images per FID evaluation.
+        evaluator: the judge of `eval_every`, anything
+            `keras_diffusion.metrics.as_evaluator` takes (`None`: the
+            shipped MNIST evaluator); for other images, one that `kd train
+            evaluator --data` trained on them.
         image_size: `None` (the images' own size, one for all), an int
             (square) or `(height, width)`: resize every image.
         channels: `None` (the images' own), 1 or 3: convert to grayscale
@@ -145,13 +150,13 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
         return _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
                       learning_rate, sample_every, verbose, vae, replicas,
                       overwrite, backup_every, eval_every, eval_images,
-                      image_size, channels, callbacks)
+                      image_size, channels, callbacks, evaluator)
 
 
 def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
            learning_rate, sample_every, verbose, vae, replicas, overwrite,
            backup_every, eval_every, eval_images, image_size, channels,
-           extra_callbacks):
+           extra_callbacks, evaluator):
     """`train`, inside the distribution (`replicas`) if there is one."""
     recipe = get_recipe(kind)
     kind = recipe.name
@@ -182,19 +187,29 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
                              f"diffusion and flow kinds, not to {kind!r}.")
         eval_every = check_int("eval_every", eval_every)
         eval_images = check_int("eval_images", eval_images, minimum=2)
-        if image_shape != MNIST_SHAPE:
+        evaluator = as_evaluator(evaluator)
+        if tuple(image_shape) != evaluator.image_shape:
             raise ValueError(
-                f"`eval_every` scores samples with the MNIST evaluator, which "
-                f"reads 28x28x1 images; these are "
-                f"{'x'.join(map(str, image_shape))}. Train without it.")
-        test_images = load_images(data, "test", image_size, channels).images
+                f"`eval_every` scores samples with an evaluator that reads "
+                f"{'x'.join(map(str, evaluator.image_shape))} images; these "
+                f"are {'x'.join(map(str, image_shape))}. Train one on this "
+                "data (`kd train evaluator --data ...`) and pass it "
+                "(`evaluator=`, `--evaluator`), or train without `eval_every`.")
+        _, test = hold_out_test(
+            loaded, load_images(data, "test", image_size, channels))
+        test_images = test.images
+        if len(test_images) < eval_images:
+            raise ValueError(
+                f"`eval_images` ({eval_images}) is more than the "
+                f"{len(test_images)} test images of the data to compare "
+                "with; pass a smaller `eval_images` (`--eval-images`).")
     out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
     callbacks = list(extra_callbacks)
     if eval_every is not None:
         # FID against the first `eval_images` test images.
         callbacks.append(FIDCallback(
             reference_images=test_images[:eval_images], every_steps=eval_every,
-            num_images=eval_images, seed=seed, append=True,
+            num_images=eval_images, seed=seed, append=True, evaluator=evaluator,
             # Every process samples (with several hosts the model's
             # variables involve them all); process 0 writes.
             log_path=(os.path.join(out_dir, "fid.csv")

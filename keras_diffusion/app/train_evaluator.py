@@ -9,9 +9,11 @@ import numpy as np
 
 from keras_diffusion.app.recipes import RECIPES
 from keras_diffusion.data import DataError
-from keras_diffusion.data import load_images
+from keras_diffusion.data import load_splits
 from keras_diffusion.data import make_dataset
 from keras_diffusion.data import to_model_range
+from keras_diffusion.metrics import Evaluator
+from keras_diffusion.metrics import reference_path
 from keras_diffusion.networks import MNISTClassifier
 from keras_diffusion.presets import save_to_preset
 from keras_diffusion.utils.io import atomic_path
@@ -23,8 +25,6 @@ BATCH_SIZE = RECIPES["evaluator"].batch_size
 LEARNING_RATE = RECIPES["evaluator"].learning_rate
 MAX_SHIFT = 2  # pixels
 MAX_ROTATION = 10  # degrees
-# Without a test split, one image in this many is held out to test on.
-HOLD_OUT = 10
 
 
 def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=None,
@@ -37,14 +37,18 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
     softmax cross-entropy and Adam with a cosine-decayed learning rate, then
     measures the accuracy on the whole test split, which training never sees.
     Writes to `out_dir`: `evaluator.keras` (the model, without optimizer),
-    `log.csv` (loss and accuracy per epoch) and `evaluator.json` (the test
-    accuracy, the settings and the training time).
+    `evaluator.reference.npz` (the features of the first
+    `metrics.evaluator.REFERENCE_IMAGES` train and test images, the
+    reference `kd evaluate` compares with), `preset/` (both, as a preset
+    directory to share), `log.csv` (loss and accuracy per epoch) and
+    `evaluator.json` (the test accuracy, the settings and the training
+    time).
 
     Args:
         data: labelled images, as `keras_diffusion.data.load_images` reads
             them (`None`: MNIST through tensorflow-datasets); the network
             is built for their size, channels and classes. Without a test
-            split, every `HOLD_OUT`-th image is held out.
+            split, one image in ten is held out (`load_splits`).
         epochs: int, passes over the training images.
         batch_size: int.
         out_dir: str, output directory (default `runs/evaluator/`).
@@ -103,10 +107,17 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
                                 verbose=0)["logits"]
     test_accuracy = float(np.mean(np.argmax(logits, axis=-1) == test_labels))
 
+    # The real images' features that `kd evaluate` compares with, saved
+    # beside the model and in the preset, so that scoring needs no data.
+    evaluator = Evaluator(classifier)
+    evaluator.reference_from_images(train_images, test_images,
+                                    "tfds:mnist" if data is None else data)
     path = os.path.join(out_dir, "evaluator.keras")
     with atomic_path(path) as tmp:
         classifier.save(tmp)
-    save_to_preset(classifier, os.path.join(out_dir, "preset"))  # to share
+    evaluator.save_reference(reference_path(path))
+    preset = save_to_preset(classifier, os.path.join(out_dir, "preset"))  # to share
+    evaluator.save_reference(reference_path(preset))
     record = {
         "test_accuracy": test_accuracy,
         "test_images": len(test_images),
@@ -128,14 +139,9 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
 
 
 def _labelled_splits(data, image_size=None, channels=None):
-    """`(train images, labels), (test images, labels), num_classes`.
-
-    A source without splits (a folder, an `.npz` of one set) gives the same
-    images for both; then every `HOLD_OUT`-th image is held out for the
-    test accuracy.
-    """
-    train = load_images(data, "train", image_size, channels)
-    test = load_images(data, "test", image_size, channels)
+    """`(train images, labels), (test images, labels), num_classes`, from
+    `load_splits` (which holds out a test split where the source has none)."""
+    train, test = load_splits(data, image_size, channels)
     for loaded in (train, test):
         if loaded.labels is None:
             raise DataError(
@@ -147,13 +153,8 @@ def _labelled_splits(data, image_size=None, channels=None):
     if num_classes < 2:
         raise DataError(f"The images from {train.source!r} have one class "
                         "only; the evaluator needs two or more.")
-    images, labels = train.images, train.labels
-    test_images, test_labels = test.images, test.labels
-    if images.shape == test_images.shape and np.array_equal(labels, test_labels):
-        held_out = np.arange(len(images)) % HOLD_OUT == HOLD_OUT - 1
-        test_images, test_labels = images[held_out], labels[held_out]
-        images, labels = images[~held_out], labels[~held_out]
-    return (images, labels), (test_images, test_labels), num_classes
+    return ((train.images, train.labels), (test.images, test.labels),
+            num_classes)
 
 
 def _augmenter(seed, image_height=28):

@@ -11,7 +11,7 @@ import numpy as np
 from keras_diffusion.guidance import DEFAULT_GUIDANCE
 from keras_diffusion.guidance import check_guidance
 from keras_diffusion.guidance import cycled_labels
-from keras_diffusion.metrics import Evaluator
+from keras_diffusion.metrics import as_evaluator
 from keras_diffusion.metrics import feature_statistics
 from keras_diffusion.metrics import frechet_distance_from_statistics
 from keras_diffusion.utils.io import atomic_path
@@ -61,16 +61,23 @@ class FIDCallback(keras.callbacks.Callback):
 
     Args:
         reference_images: real images: uint8 in [0, 255] or floats in
-            [0, 1], `(N, 28, 28)` or `(N, 28, 28, 1)` with N >= 2 (for
-            images in the model's [-1, 1], pass `(images + 1) / 2`).
+            [0, 1], of the evaluator's image shape (`(N, 28, 28)` or
+            `(N, 28, 28, 1)` for MNIST's) with N >= 2 (for images in the
+            model's [-1, 1], pass `(images + 1) / 2`).
         reference_statistics: instead of `reference_images`, the reference's
             `(mean, covariance)` of evaluator features, as
             `keras_diffusion.metrics.feature_statistics` returns them.
-        evaluator: an `Evaluator`, an `MNISTClassifier`, or a shipped name
-            or `.keras` path of one; default the shipped `evaluator`.
+            With neither, the evaluator's saved reference features of the
+            first `num_images` test images (`Evaluator.reference`), so no
+            data is needed: the figure `kd evaluate --num num_images`
+            gives.
+        evaluator: an `Evaluator`, an `MNISTClassifier`, or a shipped name,
+            `.keras` path or preset directory of one (`as_evaluator`);
+            default the shipped MNIST `evaluator`.
         every_steps: int >= 1, optimizer steps between evaluations.
         num_images: int >= 2, images sampled per evaluation.
-        sampler: sampler name (`None`: the model's default, DDIM or Euler).
+        sampler: sampler name (`None`: the model's default,
+            DPM-Solver++ or Euler).
         num_steps: int, sampling steps (`None`: the sampler's default).
         guidance: float >= 0, the classifier-free guidance weight of a
             class-conditional model, which is sampled with the classes in
@@ -126,7 +133,7 @@ class FIDCallback(keras.callbacks.Callback):
         self.ema = bool(ema)
         self.append = bool(append)
         self.log_path = None if log_path is None else check_writable_file(log_path)
-        self.evaluator = _as_evaluator(evaluator)
+        self.evaluator = as_evaluator(evaluator)
         self.reference_statistics = self._reference(reference_images,
                                                     reference_statistics)
         self.evaluations = []
@@ -139,12 +146,22 @@ class FIDCallback(keras.callbacks.Callback):
         self._eval_seconds = self._eval_cpu_seconds = 0.0
 
     def _reference(self, images, statistics):
-        if (images is None) == (statistics is None):
+        if images is not None and statistics is not None:
             raise ValueError(
-                "Pass exactly one of `reference_images` (real images) and "
-                "`reference_statistics` (their feature mean and covariance); got "
-                f"{'both' if images is not None else 'neither'}."
+                "Pass at most one of `reference_images` (real images) and "
+                "`reference_statistics` (their feature mean and covariance); "
+                "got both."
             )
+        if images is None and statistics is None:
+            if self.evaluator.reference is None:
+                raise ValueError(
+                    "This evaluator has no saved reference features: pass "
+                    "`reference_images` (real test images) or "
+                    "`reference_statistics`."
+                )
+            # The first `num_images` test images, as `kd evaluate` compares.
+            return feature_statistics(self.evaluator.reference_features(
+                "test", self.num_images))
         if statistics is not None:
             # Validated by the distance itself; checked here so that a bad
             # one fails now, not at the first evaluation.
@@ -363,23 +380,6 @@ class _swapped:
         for (variable, _), value in zip(self.pairs, self.saved):
             variable.assign(value)
         return False
-
-
-def _as_evaluator(evaluator):
-    from keras_diffusion.networks import MNISTClassifier
-
-    if evaluator is None:
-        return Evaluator.load()
-    if isinstance(evaluator, Evaluator):
-        return evaluator
-    if isinstance(evaluator, MNISTClassifier):
-        return Evaluator(evaluator)
-    if isinstance(evaluator, (str, os.PathLike)):
-        return Evaluator.load(evaluator)
-    raise ValueError(
-        "`evaluator` must be an Evaluator, an MNISTClassifier, or a shipped "
-        f"name or .keras path of one. Got {type(evaluator).__name__}"
-    )
 
 
 def _positive_int(name, value):

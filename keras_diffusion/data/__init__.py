@@ -9,6 +9,7 @@ from keras_diffusion.data.mnist import load_mnist
 from keras_diffusion.data.mnist import read_idx
 from keras_diffusion.data.pipeline import make_dataset
 from keras_diffusion.data.ranges import to_model_range
+from keras_diffusion.data.splits import load_splits
 
 __all__ = ["DataError", "ImageData", "check_mnist", "describe_data", "load_images",
-           "load_mnist", "make_dataset", "read_idx", "to_model_range"]
+           "load_mnist", "load_splits", "make_dataset", "read_idx", "to_model_range"]

@@ -69,11 +69,14 @@ class DDPM(GenerativeModel):
     >>> model = DDPM(UNet(widths=(16, 32)))
     >>> model.compile(optimizer=keras.optimizers.AdamW(1e-3, use_ema=True))
     >>> model.fit(images, batch_size=64, epochs=1)  # images in [-1, 1]
+    >>> samples = model.generate(16)  # DPM-Solver++, 10 steps
     >>> samples = model.generate(16, sampler="ddim", num_steps=50)
     """
 
     sampler_names = SAMPLERS
-    default_sampler = "ddim"
+    # DPM-Solver++ in 10 steps scores as well as DDIM in 50 on the shipped
+    # models (docs/ddpm.md#dpm-solver-2m-10-steps), in a fifth of the time.
+    default_sampler = "dpm"
 
     def __init__(self, network, schedule="linear", seed=None, cond_drop_prob=0.1,
                  loss_weighting="uniform", min_snr_gamma=5.0, **kwargs):
@@ -203,8 +206,8 @@ class DDPM(GenerativeModel):
         """Returns a DDPM, DDIM or DPM-Solver++(2M) sampler for this model's
         schedule.
 
-        `sampler=None` means `"ddim"`; `num_steps=None` means T for DDPM, 50
-        for DDIM and 10 for `"dpm"`. `eta` is DDIM's; DDPM ignores it and
+        `sampler=None` means `default_sampler` (`"dpm"`); `num_steps=None`
+        means T for DDPM, 50 for DDIM and 10 for `"dpm"`. `eta` is DDIM's; DDPM ignores it and
         the deterministic `"dpm"` refuses a nonzero one.
         """
         sampler = self.default_sampler if sampler is None else sampler
@@ -217,7 +220,8 @@ class DDPM(GenerativeModel):
             if eta:
                 raise ValueError(
                     "`eta` (DDIM's noise) does not apply to the dpm sampler, "
-                    f"which is deterministic. Got eta={eta}"
+                    "which is deterministic (the default): choose the ddim "
+                    f"sampler to add noise. Got eta={eta}"
                 )
             return DPMSolverSampler(self.schedule, num_steps,
                                     clip_sample=self.clip_sample)

@@ -299,6 +299,12 @@ class GenerativeModel(TrainableModel):
             ),
         }
 
+    @property
+    def output_image_shape(self):
+        """The `(height, width, channels)` of the images `generate` returns
+        (`image_shape`, the samples' own, for a pixel-space model)."""
+        return self.image_shape
+
     def to_images(self, samples):
         """Samples -> images in [0, 1] (NumPy)."""
         return np.clip((samples + 1.0) / 2.0, 0.0, 1.0)

@@ -69,6 +69,11 @@ class LatentMixin:
             x = self.encode_images(x)
         return super().compute_loss(x, y, y_pred, sample_weight, training)
 
+    @property
+    def output_image_shape(self):
+        """The decoded images' `(height, width, channels)`."""
+        return tuple(self.vae.decoder.output.shape[1:])
+
     def to_images(self, samples, batch_size=500):
         """Scaled latents -> decoded images in [0, 1] (NumPy)."""
         decoded = [
