@@ -2,16 +2,17 @@
 labels, and a Markdown table header."""
 
 
-def model_with_floor(name, num, data):
+def model_with_floor(name, num, data, evaluator=None):
     """`(model, evaluator, floor, labels)`: a shipped name or path loaded,
-    the shipped evaluator, its real-vs-real floor at `num` images, and for
-    a class-conditional model the classes in turn (else `None`)."""
+    the evaluator (`None`: the shipped MNIST one; else a name or path), its
+    real-vs-real floor at `num` images, and for a class-conditional model
+    the classes in turn (else `None`)."""
     import keras_diffusion
     from keras_diffusion.guidance import cycled_labels
-    from keras_diffusion.metrics import Evaluator
+    from keras_diffusion.metrics import as_evaluator
 
     model = keras_diffusion.load_model(name)
-    evaluator = Evaluator.load()
+    evaluator = as_evaluator(evaluator)
     floor = evaluator.floor(num, data)
     labels = None
     if getattr(model, "conditional", False):

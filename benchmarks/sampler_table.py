@@ -28,7 +28,11 @@ import numpy as np
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="Shipped name or .keras path.")
-    parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
+    parser.add_argument("--data", default=None,
+                        help="the real images (default: the evaluator's saved "
+                             "reference features)")
+    parser.add_argument("--evaluator", default=None,
+                        help="evaluator name or path (default: the shipped MNIST one)")
     parser.add_argument("--settings", nargs="+", default=["ddim:50"])
     parser.add_argument("--guidance", type=float, nargs="*", default=None)
     parser.add_argument("--num", type=int, default=1000)
@@ -46,7 +50,7 @@ def main():
     from keras_diffusion.viz import save_image_grid
 
     model, evaluator, floor, labels = model_with_floor(args.model, args.num,
-                                                       args.data)
+                                                       args.data, args.evaluator)
     weights = args.guidance if labels is not None and args.guidance else [None]
     if labels is not None and weights == [None]:
         weights = [4.0]

@@ -3,7 +3,8 @@
 Train a recipe with `FIDCallback` from a plain `model.fit` (as a user's
 script would), writing `OUT/fid.csv` (one row per evaluation, see
 docs/evaluation.md), `OUT/log.csv` (Keras' `CSVLogger`, with the latest
-`fid` per epoch) and `OUT/run.json` (the settings, the floor, the commit):
+`fid` per epoch), `OUT/run.json` (the settings, the floor, the commit) and
+`OUT/model.keras` (the trained model):
 
     nice -n 10 python benchmarks/time_to_quality.py --recipe ddpm \\
         --data /work/shared/data/mnist --steps 3000 --eval-every 250 \\
@@ -100,6 +101,9 @@ def train(args):
         model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch,
                   callbacks=callbacks, verbose=args.verbose, shuffle=False)
         wall = time.perf_counter() - start
+        # The trained model (EMA weights, as `fit` leaves them), to sample
+        # or score again, such as with another sampler.
+        model.save(os.path.join(args.out, "model.keras"))
 
     run = {
         "label": args.label or os.path.basename(os.path.abspath(args.out)),
