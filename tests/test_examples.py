@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import keras
+import numpy as np
 import pytest
 
 from conftest import ROOT
@@ -55,6 +56,31 @@ def test_example_runs(mnist_dir, tmp_path, script, flags):
     assert _is_png(out)
     if "--save" in flags:
         assert (tmp_path / "model.keras").is_file()
+
+
+def test_write_image_folder_writes_what_load_images_reads_back(tmp_path):
+    from keras_diffusion.data import load_images
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (12, 8, 8, 3)).astype("uint8")
+    labels = np.arange(12) % 3
+    np.savez(tmp_path / "set.npz", images=images, labels=labels)
+    script = os.path.join(ROOT, "examples", "write_image_folder.py")
+    stdout = _run([script, "set.npz", "pngs", "--classes", "0", "2", "--num", "6"],
+                  cwd=tmp_path)
+    assert "Wrote 6 images in 2 class folders" in stdout
+    assert sorted(os.listdir(tmp_path / "pngs")) == ["0", "2"]
+    kept = np.flatnonzero(np.isin(labels, [0, 2]))[:6]
+    kept = kept[np.argsort(labels[kept], kind="stable")]  # read class by class
+    read = load_images(tmp_path / "pngs")
+    # Sub-folders in sorted order are the classes: "0" -> 0, "2" -> 1.
+    np.testing.assert_array_equal(read.images, images[kept])
+    np.testing.assert_array_equal(read.labels, labels[kept] // 2)
+    # An existing folder is refused, and nothing is written.
+    result = subprocess.run([sys.executable, script, "set.npz", "pngs"],
+                            cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1 and "exists" in result.stderr
+    assert sorted(os.listdir(tmp_path)) == ["pngs", "set.npz"]
 
 
 def readme_python_blocks():

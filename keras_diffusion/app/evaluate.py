@@ -10,6 +10,8 @@ from keras_diffusion.guidance import classifier_sampler
 from keras_diffusion.metrics import as_evaluator
 from keras_diffusion.models import SAMPLING_MODELS
 from keras_diffusion.presets import load_model
+from keras_diffusion.presets import read_metadata
+from keras_diffusion.presets import resolve_model_path
 from keras_diffusion.utils.checks import check_int
 from keras_diffusion.utils.io import read_npz
 
@@ -56,9 +58,11 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             (default: `guidance.DEFAULT_CLASSIFIER_SCALE`). Without
             `sampler`, classifier guidance samples with DDPM in 50 steps.
         evaluator: the judge, anything `keras_diffusion.metrics.as_evaluator`
-            takes: `None` (the shipped MNIST `evaluator`), a shipped name,
-            a `.keras` path or preset directory from `kd train evaluator`
-            (with the reference features it saved), or an `Evaluator`.
+            takes: a shipped name, a `.keras` path or preset directory from
+            `kd train evaluator` (with the reference features it saved), or
+            an `Evaluator`; `None`: the one a preset's metadata names
+            (`evaluator_of`; the shipped Fashion-MNIST models name theirs),
+            else the shipped MNIST `evaluator`.
 
     Returns:
         A dict: `num`, `fid` (against as many real test images), `floor`
@@ -72,6 +76,9 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             "`samples` (an .npz of images); got "
             f"{'both' if model is not None else 'neither'}."
         )
+    if evaluator is None and model is not None and not isinstance(
+            model, SAMPLING_MODELS):
+        evaluator = evaluator_of(model)
     evaluator = as_evaluator(evaluator)
     labels = None
     if samples is not None:
@@ -114,6 +121,16 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
         classifier_scale=classifier_scale,
     )
     return result
+
+
+def evaluator_of(model):
+    """The evaluator a model's preset names in its `metadata.json`
+    (`"evaluator"`: a shipped name), or `None` (a `.keras` file, or a
+    preset that names none)."""
+    path = resolve_model_path(model)
+    if not os.path.isdir(path):
+        return None
+    return read_metadata(path).get("evaluator")
 
 
 def _check_model_shape(model, evaluator):
