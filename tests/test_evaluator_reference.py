@@ -98,6 +98,11 @@ def test_an_evaluator_for_a_folder_judges_models_of_it(monkeypatch, tmp_path):
     # Every tenth image is held out as the test split, the rest train.
     train, test = load_splits(data)
     assert len(train.images) == 54 and len(test.images) == 6
+    # The folder is read class by class; the splits come in a fixed random
+    # order, so that their first images (the FID's) are of every class.
+    assert len(set(train.labels[:9].tolist())) == 3
+    assert len(set(test.labels[:3].tolist())) > 1
+    np.testing.assert_array_equal(load_splits(data)[0].labels, train.labels)
     expected = Evaluator(judge.classifier).compute_reference(data)
     for split in ("train", "test"):
         np.testing.assert_allclose(judge.reference[split], expected[split],

@@ -9,6 +9,8 @@ from keras_diffusion.data.loader import load_images
 
 # Without a test split, one image in this many is held out to test on.
 HOLD_OUT = 10
+# Seeds the fixed order of the splits held out of a source without its own.
+SPLIT_SEED = 0
 
 
 def load_splits(source=None, image_size=None, channels=None):
@@ -18,7 +20,9 @@ def load_splits(source=None, image_size=None, channels=None):
     `x_test`, tensorflow-datasets) gives its own. A folder, or an `.npz` of
     one set, gives the same images for both splits; then every
     `HOLD_OUT`-th image (the 10th, 20th, ...) is the test split and the
-    others the train split, so that nothing is tested on what it trained on.
+    others the train split, so that nothing is tested on what it trained
+    on, each split in a fixed random order (a folder is read class by
+    class, and the FID compares the first N images of each split).
     The evaluator trains (`kd train evaluator`) and computes its reference
     features (`Evaluator.compute_reference`) on these splits.
 
@@ -45,7 +49,13 @@ def hold_out_test(train, test):
     if not _same(train, test):
         return train, test
     held_out = np.arange(len(train.images)) % HOLD_OUT == HOLD_OUT - 1
-    return _select(train, ~held_out), _select(train, held_out)
+    # A folder is read class by class, so its first images are all of one
+    # class; the FID compares the first N of each split, so both are put in
+    # one fixed random order (a source with its own splits keeps its order).
+    order = np.random.default_rng(SPLIT_SEED)
+    train_indices = order.permutation(np.flatnonzero(~held_out))
+    test_indices = order.permutation(np.flatnonzero(held_out))
+    return _select(train, train_indices), _select(train, test_indices)
 
 
 def _same(train, test):
@@ -56,6 +66,6 @@ def _same(train, test):
             and (train.labels is None or np.array_equal(train.labels, test.labels)))
 
 
-def _select(data, mask):
-    labels = None if data.labels is None else data.labels[mask]
-    return dataclasses.replace(data, images=data.images[mask], labels=labels)
+def _select(data, indices):
+    labels = None if data.labels is None else data.labels[indices]
+    return dataclasses.replace(data, images=data.images[indices], labels=labels)

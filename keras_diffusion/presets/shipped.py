@@ -29,6 +29,16 @@ PRETRAINED = {
         "classifier",
         "noisy-image classifier for classifier guidance (kd train classifier)",
     ),
+    "fashion-cfg": (
+        "fashion-cfg",
+        "Fashion-MNIST latent DDPM, class-conditional with guidance (kd train "
+        "cfg --data FASHION)",
+    ),
+    "fashion-evaluator": (
+        "fashion-evaluator",
+        "Fashion-MNIST classifier that scores fashion-cfg's samples (kd train "
+        "evaluator --data FASHION)",
+    ),
 }
 
 
