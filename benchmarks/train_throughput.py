@@ -7,7 +7,9 @@ Each backend runs in its own subprocess (Keras picks its backend at import),
 trains the default `kd train ddpm` model with `model.fit` on random images
 for a few warm-up steps, then times `--steps` more, and prints a table.
 Under JAX it trains as `kd train` does: data-parallel over one CPU device
-per core (`keras_diffusion/utils/jax_cpu.py`). docs/performance.md has the
+per core (`keras_diffusion/utils/jax_cpu.py`), and under PyTorch OpenMP's
+waiting policy is chosen as `kd` chooses it (`cli/openmp.py`; the table
+says which it was). docs/performance.md has the
 fuller comparison (`benchmarks/performance.py`).
 
 `--busy-jobs N` runs N other CPU-bound processes (a pure Python loop each)
@@ -24,6 +26,9 @@ import sys
 
 WORKER = r"""
 import json, os, sys, time
+from keras_diffusion_cli.openmp import choose_wait_policy
+if os.environ["KERAS_BACKEND"] == "torch":
+    choose_wait_policy()  # as `kd` does, before PyTorch loads
 from keras_diffusion.utils import jax_cpu
 if os.environ["KERAS_BACKEND"] == "jax":
     jax_cpu.split_cpu_into_devices()  # as `kd` does, before JAX starts
@@ -43,6 +48,7 @@ with cpu_data_parallel(batch_size) as replicas:
     model.fit(x, batch_size=batch_size, epochs=1, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
 print(json.dumps({"images_per_second": batch_size * steps / seconds,
+                  "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                   "params": model.network.count_params(),
                   "devices": replicas.num_replicas if replicas else 1}))
 """
@@ -84,16 +90,17 @@ def main():
     extra_env = dict(item.split("=", 1) for item in args.env)
     print(f"recipe {args.recipe}, batch {args.batch_size}, {args.steps} timed steps, "
           f"{args.busy_jobs} busy jobs beside, env {extra_env or 'as is'}")
-    print("| backend | images/s | parameters | devices |")
-    print("| --- | --- | --- | --- |")
+    print("| backend | images/s | parameters | devices | OMP_WAIT_POLICY |")
+    print("| --- | --- | --- | --- | --- |")
     for backend in args.backends.split(","):
         result = measure(backend, args.batch_size, args.steps, args.recipe,
                          args.busy_jobs, extra_env)
         if "error" in result:
-            print(f"| {backend} | failed: {result['error']} | |")
+            print(f"| {backend} | failed: {result['error']} | | | |")
         else:
             print(f"| {backend} | {result['images_per_second']:.0f} | "
-                  f"{result['params']:,} | {result['devices']} |")
+                  f"{result['params']:,} | {result['devices']} | "
+                  f"{result['omp_wait_policy'] or 'unset'} |")
 
 
 if __name__ == "__main__":

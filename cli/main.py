@@ -52,14 +52,19 @@ def _prepare_backend(verbose=False):
 
 
 def _computes(command):
-    """Marks a command that runs Keras. Under JAX it first asks for one CPU
-    device per core, before JAX starts, and turns on the persistent
-    compilation cache; here, after click has parsed the command's flags
+    """Marks a command that runs Keras. Under PyTorch it first picks
+    OpenMP's waiting policy for the machine's load (`openmp.py`); under JAX
+    it asks for one CPU device per core, before JAX starts, and turns on
+    the persistent compilation cache; here, after click has parsed the command's flags
     (the group's callback runs before that), so that a mistyped flag is
     refused without importing any framework."""
 
     @functools.wraps(command)
     def run_command(*args, **kwargs):
+        if os.environ.get("KERAS_BACKEND") == "torch":
+            from keras_diffusion_cli.openmp import choose_wait_policy
+
+            choose_wait_policy()  # before PyTorch (and OpenMP) loads
         if os.environ.get("KERAS_BACKEND") == "jax":
             from keras_diffusion.utils.jax_cpu import split_cpu_into_devices
 
