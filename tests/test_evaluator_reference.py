@@ -136,3 +136,16 @@ def test_an_evaluator_for_a_folder_judges_models_of_it(monkeypatch, tmp_path):
     # The MNIST evaluator cannot read these images, and says what to do.
     result = _kd("evaluate", "--model", model, "--num", 6, exit_code=2)
     assert "16x16x3" in result.output and "kd train evaluator" in result.output
+
+
+def test_the_shipped_fashion_model_is_judged_by_the_evaluator_its_preset_names():
+    from keras_diffusion.app.evaluate import evaluate
+
+    scores = evaluate(model="fashion-cfg", num_images=20, num_steps=2,
+                      guidance=2.0)
+    assert scores["reference"] == "Fashion-MNIST" and scores["num"] == 20
+    assert scores["floor"] == pytest.approx(
+        Evaluator.load("fashion-evaluator").floor(20), abs=1e-4)
+    # Another evaluator when asked for.
+    assert evaluate(model="fashion-cfg", num_images=20, num_steps=2,
+                    evaluator="evaluator")["reference"] == "MNIST"
