@@ -41,8 +41,9 @@ def test_other_processes_cores_is_the_machines_busy_time_less_its_own(monkeypatc
 
 
 def test_it_reads_this_machine():
-    cores = openmp.other_processes_cores(0.05)
+    cores = openmp.other_processes_cores()
     if sys.platform.startswith("linux"):
-        assert cores is not None and 0.0 <= cores <= os.cpu_count() + 0.5
+        # At most every core (give or take the clock ticks /proc/stat counts).
+        assert cores is not None and 0.0 <= cores <= os.cpu_count() + 1.0
     else:
         assert cores is None
