@@ -90,7 +90,8 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             check_int("num_steps", num_steps)
         if not isinstance(model, SAMPLING_MODELS):
             model = load_model(model, expected_type=SAMPLING_MODELS)
-        _check_model_shape(model, evaluator)
+        evaluator.check_image_shape(model.output_image_shape,
+                                    "The model's samples")
         labels, guidance, classifier, classifier_scale, _ = resolve_conditioning(
             model, num_images, label, guidance, classifier, classifier_scale,
             order="cycle")
@@ -133,22 +134,6 @@ def evaluator_of(model):
     return read_metadata(path).get("evaluator")
 
 
-def _check_model_shape(model, evaluator):
-    """Refuses a model whose images the evaluator cannot read."""
-    shape = model.output_image_shape
-    if tuple(shape) != evaluator.image_shape:
-        raise ValueError(
-            f"The model draws {_shape(shape)} images and the evaluator reads "
-            f"{_shape(evaluator.image_shape)}: pass the evaluator trained on "
-            "the model's data (`kd train evaluator --data DIR`, then "
-            "`evaluator=` / `--evaluator`)."
-        )
-
-
-def _shape(shape):
-    return "x".join(str(size) for size in shape)
-
-
 def load_samples(path, image_shape=(28, 28, 1)):
     """Reads `images` (and `labels`, if present) from a samples `.npz`;
     the images must be `(N,) + image_shape` (the evaluator's)."""
@@ -172,9 +157,8 @@ def load_samples(path, image_shape=(28, 28, 1)):
     if images.ndim != 4 or images.shape[1:] != image_shape or len(images) == 0:
         raise ValueError(
             f"`images` in {path!r} has shape {images.shape}; the evaluator "
-            f"reads (N, {', '.join(map(str, image_shape))}) with N >= 1"
-            + ("." if image_shape == (28, 28, 1) else
-               " (pass the evaluator trained on these images' data).")
+            f"reads (N, {', '.join(map(str, image_shape))}) with N >= 1 (for "
+            "other images, pass the evaluator trained on their data)."
         )
     if not np.issubdtype(images.dtype, np.floating):
         raise ValueError(

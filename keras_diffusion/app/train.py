@@ -188,13 +188,9 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
         eval_every = check_int("eval_every", eval_every)
         eval_images = check_int("eval_images", eval_images, minimum=2)
         evaluator = as_evaluator(evaluator)
-        if tuple(image_shape) != evaluator.image_shape:
-            raise ValueError(
-                f"`eval_every` scores samples with an evaluator that reads "
-                f"{'x'.join(map(str, evaluator.image_shape))} images; these "
-                f"are {'x'.join(map(str, image_shape))}. Train one on this "
-                "data (`kd train evaluator --data ...`) and pass it "
-                "(`evaluator=`, `--evaluator`), or train without `eval_every`.")
+        evaluator.check_image_shape(image_shape,
+                                    "The training images (`eval_every` scores "
+                                    "samples like them)")
         _, test = hold_out_test(
             loaded, load_images(data, "test", image_size, channels))
         test_images = test.images

@@ -14,6 +14,10 @@ REFERENCE_IMAGES = 10_000
 # (evaluator source, split, data) -> features of the first images of the
 # split; the longest computed so far, sliced for shorter requests.
 _REFERENCE_FEATURES = {}
+# The latest source read: (data, image shape) -> its `load_splits`, so
+# that the train and the test features of one source (a floor) come from
+# one read of it; one entry only, to hold one dataset in memory at most.
+_REAL_SPLITS = {}
 
 
 def reference_path(model_path):
@@ -109,6 +113,22 @@ class Evaluator:
         """The `(height, width, channels)` of the images it reads."""
         return tuple(self.classifier.image_shape)
 
+    def check_image_shape(self, image_shape, what="The images"):
+        """Raises `ValueError`, saying what to do, unless it reads images
+        of `image_shape` (`what` names them in the message)."""
+        if tuple(image_shape) == self.image_shape:
+            return
+
+        def text(shape):
+            return "x".join(str(size) for size in shape)
+
+        raise ValueError(
+            f"{what} are {text(image_shape)} and the evaluator reads "
+            f"{text(self.image_shape)} images: pass an evaluator trained on "
+            "their data (`kd train evaluator --data DIR`, then `evaluator=` / "
+            "`--evaluator`)."
+        )
+
     def compute_reference(self, data=None, num_images=REFERENCE_IMAGES, name=None):
         """Computes (and keeps) the features of real images to score against.
 
@@ -126,7 +146,7 @@ class Evaluator:
             The reference dict (`"train"`, `"test"`, `"data"`), also set as
             `self.reference`, which later calls without `data` use.
         """
-        train, test = load_splits(data, self.image_shape[:2], self.image_shape[2])
+        train, test = _real_splits(data, self.image_shape)
         return self.reference_from_images(
             train.images, test.images, train.source if name is None else name,
             num_images)
@@ -196,12 +216,12 @@ class Evaluator:
         """
         features = self.features(images01)
         num = len(features) if num is None else num
-        return frechet_distance(features, self._reference("test", num, data))
+        return frechet_distance(features, self.reference_features("test", num, data))
 
     def floor(self, num, data=None):
         """FID of the first `num` real train images against `num` test images."""
         return frechet_distance(
-            self._reference("train", num, data), self._reference("test", num, data)
+            self.reference_features("train", num, data), self.reference_features("test", num, data)
         )
 
     def class_accuracy(self, images01, labels):
@@ -237,7 +257,7 @@ class Evaluator:
         return {
             "num": num,
             "fid": frechet_distance(
-                outputs["features"], self._reference("test", num, data)
+                outputs["features"], self.reference_features("test", num, data)
             ),
             "floor": self.floor(num, data),
             "confident_rate": _confident_rate(outputs["probabilities"]),
@@ -275,9 +295,6 @@ class Evaluator:
         """Features of the first `num` real images of `split` (`"train"` or
         `"test"`): the saved reference without `data`, else computed from
         `data` (and cached in this process)."""
-        return self._reference(split, num, data)
-
-    def _reference(self, split, num, data):
         num = int(num)
         if num < 2:
             raise ValueError(f"FID needs at least 2 images. Got {num}")
@@ -296,7 +313,7 @@ class Evaluator:
         key = (self.source, split, None if data is None else os.path.abspath(data))
         cached = _REFERENCE_FEATURES.get(key)
         if cached is None or len(cached) < num:
-            splits = load_splits(data, self.image_shape[:2], self.image_shape[2])
+            splits = _real_splits(data, self.image_shape)
             images = splits[("train", "test").index(split)].images
             if num > len(images):
                 raise ValueError(
@@ -307,6 +324,15 @@ class Evaluator:
             cached = self.features(images[:num] / np.float32(255.0))
             _REFERENCE_FEATURES[key] = cached
         return cached[:num]
+
+
+def _real_splits(data, image_shape):
+    """`load_splits(data)` at `image_shape` (the latest read is kept)."""
+    key = (None if data is None else os.path.abspath(data), tuple(image_shape))
+    if key not in _REAL_SPLITS:
+        _REAL_SPLITS.clear()
+        _REAL_SPLITS[key] = load_splits(data, image_shape[:2], image_shape[2])
+    return _REAL_SPLITS[key]
 
 
 def as_evaluator(evaluator=None):
