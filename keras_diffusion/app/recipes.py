@@ -175,10 +175,12 @@ class DiffusionRecipe(UNetRecipe):
     Args:
         schedule: the noise schedule, `"linear"` or `"cosine"`.
         loss_weighting: `"uniform"` or `"min_snr"` (see `DDPM`).
+        prediction: `"epsilon"` or `"v"`, what the network predicts.
     """
 
     schedule: str = "linear"
     loss_weighting: str = "uniform"
+    prediction: str = "epsilon"
 
     model_class = DDPM
 
@@ -186,6 +188,8 @@ class DiffusionRecipe(UNetRecipe):
         settings = {"schedule": self.schedule}
         if self.loss_weighting != "uniform":
             settings["loss_weighting"] = self.loss_weighting
+        if self.prediction != "epsilon":
+            settings["prediction"] = self.prediction
         return settings
 
 

@@ -14,6 +14,7 @@ from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
+PREDICTIONS = ("epsilon", "v")
 
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
@@ -63,6 +64,13 @@ class DDPM(GenerativeModel):
             2023, for a noise prediction), which takes weight off the
             low-noise timesteps.
         min_snr_gamma: float > 0, the gamma of `"min_snr"`.
+        prediction: what the network predicts: `"epsilon"` (the added
+            noise, DDPM's) or `"v"` (`v = signal_rate * noise - noise_rate *
+            images`, Salimans & Ho, 2022), which is closer to the image at
+            high noise. Samplers always see a noise prediction
+            (`noise_from_output`). For `"v"` the loss is the squared error
+            of `v`, and `"min_snr"` weights it by `min(SNR_t, gamma) /
+            (SNR_t + 1)`: the same weight per timestep as for `"epsilon"`.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -79,7 +87,11 @@ class DDPM(GenerativeModel):
     default_sampler = "dpm"
 
     def __init__(self, network, schedule="linear", seed=None, cond_drop_prob=0.1,
-                 loss_weighting="uniform", min_snr_gamma=5.0, **kwargs):
+                 loss_weighting="uniform", min_snr_gamma=5.0, prediction="epsilon",
+                 **kwargs):
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"`prediction` must be one of {PREDICTIONS}. "
+                             f"Got {prediction!r}")
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"`loss_weighting` must be one of {LOSS_WEIGHTINGS}. "
                              f"Got {loss_weighting!r}")
@@ -90,6 +102,7 @@ class DDPM(GenerativeModel):
         self.schedule = as_schedule(schedule)
         self.loss_weighting = loss_weighting
         self.min_snr_gamma = float(min_snr_gamma)
+        self.prediction = prediction
 
     def network_times(self, timesteps):
         """Integer timesteps `0 .. T-1` -> the network's times in [0, 1)."""
@@ -100,8 +113,36 @@ class DDPM(GenerativeModel):
 
         For a conditional network, `labels=None` means the null class.
         """
-        return self.run_network(noisy_images, self.network_times(timesteps),
-                                labels, training=training)
+        outputs = self.run_network(noisy_images, self.network_times(timesteps),
+                                   labels, training=training)
+        return self.noise_from_output(outputs, noisy_images, timesteps)
+
+    def noise_from_output(self, outputs, noisy_images, timesteps):
+        """The noise prediction `eps` from the network's `outputs`.
+
+        For `prediction="v"`, `x_t = alpha * x_0 + sigma * eps` and
+        `v = alpha * eps - sigma * x_0` give `eps = sigma * x_t + alpha * v`
+        (`alpha`, `sigma`: the signal and noise rates).
+        """
+        if self.prediction == "epsilon":
+            return outputs
+        signal_rates, noise_rates = self._rates(timesteps, outputs.dtype)
+        return noise_rates * ops.cast(noisy_images, outputs.dtype) + signal_rates * outputs
+
+    def _rates(self, timesteps, dtype="float32"):
+        """Signal and noise rates of `timesteps`, shaped to broadcast over
+        a batch of images."""
+        return tuple(ops.cast(ops.reshape(rates, (-1, 1, 1, 1)), dtype) for rates in (
+            self.schedule.signal_rates(timesteps),
+            self.schedule.noise_rates(timesteps)))
+
+    def model_fn(self, samples, t, context):
+        """The sampling step's network, as a noise prediction (see
+        `GenerativeModel.model_fn`; guidance combines the network's
+        outputs, which is the same as combining noise predictions, since
+        `noise_from_output` is affine in them)."""
+        outputs = super().model_fn(samples, t, context)
+        return self.noise_from_output(outputs, samples, t)
 
     def guided_noise(self, noisy_images, timesteps, labels, guidance):
         """Classifier-free guidance: `uncond + guidance * (cond - uncond)`.
@@ -166,7 +207,7 @@ class DDPM(GenerativeModel):
         """
 
         def model_fn(samples, t, context):
-            pred_noises = self.run_network(samples, self.network_times(t))
+            pred_noises = self.predict_noise(samples, t)
             gradients = classifier_log_prob_gradient(classifier, samples, t,
                                                      context["labels"])
             return pred_noises - (
@@ -190,15 +231,23 @@ class DDPM(GenerativeModel):
         noises = draw_for_global_batch(keras.random.normal, ops.shape(images),
                                        seed=self.seed_generator)
         noisy_images = self.schedule.add_noise(images, noises, timesteps)
-        pred_noises = self.predict_noise(noisy_images, timesteps, labels,
-                                         training=training)
+        outputs = self.run_network(noisy_images, self.network_times(timesteps),
+                                   labels, training=training)
         # Under a mixed dtype policy (say `mixed_bfloat16`) the network
         # returns its compute dtype; the loss stays in float32.
-        pred_noises = ops.cast(pred_noises, noises.dtype)
-        squared_errors = ops.square(pred_noises - noises)
+        outputs = ops.cast(outputs, noises.dtype)
+        if self.prediction == "epsilon":
+            targets = noises
+        else:
+            signal_rates, noise_rates = self._rates(timesteps)
+            targets = signal_rates * noises - noise_rates * images
+        squared_errors = ops.square(outputs - targets)
         if self.loss_weighting == "min_snr":
             snr = self.schedule.snr(timesteps)
-            weights = ops.minimum(snr, self.min_snr_gamma) / snr
+            # min(SNR, gamma) / SNR on the noise's error; the v error is the
+            # noise's over signal_rate, hence SNR + 1 (Hang et al., 2023).
+            denominator = snr if self.prediction == "epsilon" else snr + 1.0
+            weights = ops.minimum(snr, self.min_snr_gamma) / denominator
             squared_errors = ops.reshape(weights, (-1, 1, 1, 1)) * squared_errors
         return scale_loss_for_replicas(ops.mean(squared_errors))
 
@@ -234,6 +283,7 @@ class DDPM(GenerativeModel):
         config["schedule"] = keras.saving.serialize_keras_object(self.schedule)
         config["loss_weighting"] = self.loss_weighting
         config["min_snr_gamma"] = self.min_snr_gamma
+        config["prediction"] = self.prediction
         return config
 
     @classmethod
