@@ -103,3 +103,90 @@ def test_fit_under_mixed_bfloat16(mnist_batch):
     images, _ = mnist_batch
     history = model.fit(images[:32], batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_v_prediction_gives_back_the_noise():
+    """`noise_from_output` inverts `v = alpha * eps - sigma * x_0` at `x_t`."""
+    from keras_diffusion.networks import UNet
+
+    model = DDPM(UNet(image_shape=(8, 8, 1), widths=(8,), attention_levels=()),
+                 prediction="v")
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (5, 8, 8, 1)).astype("float32")
+    noises = rng.standard_normal((5, 8, 8, 1)).astype("float32")
+    timesteps = np.array([0, 10, 300, 700, 999], "int32")
+    alpha_bar = model.schedule.alphas_cumprod[timesteps].reshape(-1, 1, 1, 1)
+    noisy = np.sqrt(alpha_bar) * images + np.sqrt(1 - alpha_bar) * noises
+    v = np.sqrt(alpha_bar) * noises - np.sqrt(1 - alpha_bar) * images
+    pred_noises = model.noise_from_output(keras.ops.convert_to_tensor(v, "float32"),
+                                          noisy.astype("float32"), timesteps)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(pred_noises), noises,
+                               atol=1e-4)
+
+
+class _NoiseRateTimesSamples(keras.layers.Layer):
+    """`sigma_t * x_t`: the noise prediction that a v-prediction of zero
+    stands for (`eps = sigma * x_t + alpha * v`)."""
+
+    def __init__(self, schedule, **kwargs):
+        super().__init__(**kwargs)
+        self.schedule = schedule
+
+    def call(self, samples, times):
+        timesteps = keras.ops.cast(
+            keras.ops.round(times * self.schedule.num_timesteps), "int32")
+        noise_rates = self.schedule.noise_rates(timesteps)
+        return keras.ops.reshape(noise_rates, (-1, 1, 1, 1)) * samples
+
+
+def _fixed_network(output):
+    samples = keras.Input((8, 8, 1), name="noisy_images")
+    times = keras.Input((), name="times")
+    return keras.Model({"noisy_images": samples, "times": times},
+                       output(samples, times))
+
+
+def test_min_snr_weights_v_and_noise_errors_alike():
+    """With min-SNR, a v-prediction and the noise prediction it stands for
+    have the same loss: the v error is the noise error over alpha, and the
+    weights are min(SNR, 5) / (SNR + 1) against min(SNR, 5) / SNR."""
+    from keras_diffusion.schedules import LinearBetaSchedule
+
+    schedule = LinearBetaSchedule()
+    images = np.random.default_rng(0).uniform(-1, 1, (64, 8, 8, 1)).astype("float32")
+    zero_v = _fixed_network(lambda samples, times: 0.0 * samples)
+    same_noise = _fixed_network(_NoiseRateTimesSamples(schedule))
+    losses = {}
+    for weighting in ("min_snr", "uniform"):
+        for prediction, network in (("v", zero_v), ("epsilon", same_noise)):
+            model = DDPM(network, schedule=schedule, seed=3, prediction=prediction,
+                         loss_weighting=weighting)
+            losses[weighting, prediction] = float(model.compute_loss(x=images))
+    np.testing.assert_allclose(losses["min_snr", "v"], losses["min_snr", "epsilon"],
+                               rtol=1e-4)
+    # Unweighted, the two losses differ: the noise error is alpha times smaller.
+    assert losses["uniform", "epsilon"] < 0.9 * losses["uniform", "v"], losses
+
+
+def test_v_prediction_trains_samples_and_saves(tiny_unet, mnist_batch, tmp_path):
+    images, _ = mnist_batch
+    model = DDPM(tiny_unet, seed=1, prediction="v", loss_weighting="min_snr")
+    model.compile(optimizer=keras.optimizers.Adam(2e-3))
+    history = model.fit(images, batch_size=32, epochs=3, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    path = str(tmp_path / "v.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.prediction == "v"
+    for sampler in ("dpm", "ddim"):
+        samples = loaded.generate(2, sampler=sampler, num_steps=4, progress=False)
+        np.testing.assert_allclose(samples, model.generate(
+            2, sampler=sampler, num_steps=4, progress=False), atol=1e-5)
+        assert np.isfinite(samples).all() and np.abs(samples).max() <= 1.0
+
+
+def test_bad_prediction_is_refused(tiny_unet):
+    import pytest
+
+    with pytest.raises(ValueError, match="`prediction` must be one of"):
+        DDPM(tiny_unet, prediction="x0")

@@ -67,6 +67,7 @@ MODELS = {
     "pixel-flow-heun": (lambda: RectifiedFlow(_pixel_unet()), "heun", {}, []),
     "pixel-ddpm-dpm": (lambda: DDPM(_pixel_unet()), None, {}, []),
     "pixel-ddpm-ddim": (lambda: DDPM(_pixel_unet()), "ddim", {}, []),
+    "pixel-ddpm-v-dpm": (lambda: DDPM(_pixel_unet(), prediction="v"), None, {}, []),
 }
 
 

@@ -123,7 +123,8 @@ def export_model(model="cfg", out_dir="export", format="onnx", sampler=None,
     spec["format"] = format
     spec["batch_size"] = batch_size
     extension = FORMATS[format]
-    networks = {"denoiser": (Denoiser(model.network, model.num_classes),
+    networks = {"denoiser": (Denoiser(model.network, model.num_classes,
+                                      rate_tables=_rate_tables(model)),
                              denoiser_signature(model, batch_size))}
     vae = getattr(model, "vae", None)
     if vae is not None:
@@ -254,10 +255,17 @@ class Denoiser(keras.Model):
     `uncond + guidance * (cond - uncond)`), written with the ops that every
     exporter converts.
 
+    A v-predicting `DDPM`'s output becomes the noise prediction there
+    (`DDPM.noise_from_output`), so the example's steps are the same for
+    every diffusion model.
+
     Args:
         network: the model's network (a `UNet`).
         num_classes: int for a class-conditional network (the null class
             is `num_classes`), else `None`.
+        rate_tables: `None`, or for a v-prediction the `(signal_rates,
+            noise_rates)` of the timesteps `0 .. T-1` (the network time is
+            `t / T`).
 
     Call arguments:
         inputs: dict with `"x"` (batch of samples), `"t"` (shape `(1,)`, the
@@ -265,12 +273,23 @@ class Denoiser(keras.Model):
             (shape `(1,)`).
     """
 
-    def __init__(self, network, num_classes=None, **kwargs):
+    def __init__(self, network, num_classes=None, rate_tables=None, **kwargs):
         super().__init__(**kwargs)
         self.network = network
         self.num_classes = num_classes
+        self.rate_tables = rate_tables
 
     def call(self, inputs):
+        outputs = self._guided_output(inputs)
+        if self.rate_tables is None:
+            return outputs
+        timesteps = ops.cast(ops.round(inputs["t"] * len(self.rate_tables[0])),
+                             "int32")
+        signal_rate, noise_rate = (ops.take(ops.convert_to_tensor(table), timesteps)
+                                   for table in self.rate_tables)
+        return noise_rate * inputs["x"] + signal_rate * outputs
+
+    def _guided_output(self, inputs):
         samples = inputs["x"]
         batch_size = ops.shape(samples)[0]
         if self.num_classes is None:
@@ -285,6 +304,15 @@ class Denoiser(keras.Model):
         })
         cond, uncond = ops.split(both, 2, axis=0)
         return uncond + inputs["guidance"] * (cond - uncond)
+
+
+def _rate_tables(model):
+    """`Denoiser`'s `rate_tables` for `model`: `None` unless it predicts v."""
+    if getattr(model, "prediction", "epsilon") == "epsilon":
+        return None
+    alphas_cumprod = model.schedule.alphas_cumprod
+    return (np.sqrt(alphas_cumprod).astype("float32"),
+            np.sqrt(1.0 - alphas_cumprod).astype("float32"))
 
 
 class Decoder(keras.Model):
