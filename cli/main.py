@@ -7,7 +7,7 @@ import sys
 import click
 
 BACKENDS = ("tensorflow", "jax", "torch")
-TRAIN_KINDS = ("ddpm", "vae", "ldm", "cfg", "cfg-channel", "cfg-xattn",
+TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "cfg", "cfg-channel", "cfg-xattn",
                "rf-pixel", "rf-latent", "reflow", "evaluator", "classifier")
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
