@@ -16,7 +16,7 @@ CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm):
                    "is given.")
 CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, 0 to 100 (0: unguided; "
                          "default: guidance.DEFAULT_CLASSIFIER_SCALE, 5).")
-SAMPLERS = ("ddpm", "ddim", "dpm", "euler", "heun")
+SAMPLERS = ("ddpm", "ddim", "dpm", "dpm-sde", "euler", "heun")
 SAMPLER_HELP = ("ddpm, ddim or dpm (DPM-Solver++ 2M) for diffusion models, euler "
                 "or heun for flows (default: dpm, or euler for a flow).")
 EVALUATOR_HELP = ("The judge behind the FID: a classifier from `kd train evaluator "

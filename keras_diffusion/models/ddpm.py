@@ -12,7 +12,7 @@ from keras_diffusion.schedules import as_schedule
 from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
-SAMPLERS = ("ddpm", "ddim", "dpm")
+SAMPLERS = ("ddpm", "ddim", "dpm", "dpm-sde")
 LOSS_WEIGHTINGS = ("uniform", "min_snr")
 PREDICTIONS = ("epsilon", "v")
 
@@ -253,11 +253,11 @@ class DDPM(GenerativeModel):
 
     def make_sampler(self, sampler=None, num_steps=None, eta=0.0):
         """Returns a DDPM, DDIM or DPM-Solver++(2M) sampler for this model's
-        schedule.
+        schedule (`"dpm-sde"`: the solver of the reverse SDE).
 
         `sampler=None` means `default_sampler` (`"dpm"`); `num_steps=None`
-        means T for DDPM, 50 for DDIM and 10 for `"dpm"`. `eta` is DDIM's; DDPM ignores it and
-        the deterministic `"dpm"` refuses a nonzero one.
+        means T for DDPM, 50 for DDIM and 10 for the solvers. `eta` is
+        DDIM's; DDPM ignores it and the solvers refuse a nonzero one.
         """
         sampler = self.default_sampler if sampler is None else sampler
         if sampler == "ddpm":
@@ -265,15 +265,16 @@ class DDPM(GenerativeModel):
         if sampler == "ddim":
             return DDIMSampler(self.schedule, 50 if num_steps is None else num_steps,
                                eta, clip_sample=self.clip_sample)
-        if sampler == "dpm":
+        if sampler in ("dpm", "dpm-sde"):
             if eta:
                 raise ValueError(
-                    "`eta` (DDIM's noise) does not apply to the dpm sampler, "
-                    "which is deterministic (the default): choose the ddim "
-                    f"sampler to add noise. Got eta={eta}"
+                    f"`eta` (DDIM's noise) does not apply to the {sampler} "
+                    "sampler: choose the ddim sampler to set it, or dpm-sde "
+                    f"for a solver that adds noise. Got eta={eta}"
                 )
             return DPMSolverSampler(self.schedule, num_steps,
-                                    clip_sample=self.clip_sample)
+                                    clip_sample=self.clip_sample,
+                                    stochastic=sampler == "dpm-sde")
         raise self._unknown_sampler(
             sampler, "euler and heun sample rectified flows"
         )

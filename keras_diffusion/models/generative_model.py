@@ -388,7 +388,7 @@ class GenerativeModel(TrainableModel):
         """
         key = (type(sampler).__name__, sampler.num_steps,
                getattr(sampler, "eta", None), getattr(sampler, "clip_sample", None),
-               compile, None if classifier is None else id(classifier))
+               getattr(sampler, "stochastic", None), compile, None if classifier is None else id(classifier))
         if key not in self._step_functions:
             model_fn, variables = self.model_fn, self.network.variables
             if classifier is not None:

@@ -6,8 +6,9 @@ from keras_diffusion.samplers.sampler_output import SamplerOutput
 
 
 class DPMSolverSampler(DDPMSampler):
-    """DPM-Solver++(2M) (Lu et al., 2022, Algorithm 2): a deterministic
-    second-order multistep solver of the diffusion ODE.
+    """DPM-Solver++(2M) (Lu et al., 2022, Algorithm 2): a second-order
+    multistep solver of the diffusion ODE, or with `stochastic=True` of the
+    reverse SDE (SDE-DPM-Solver++(2M), Lu et al., 2023).
 
     It integrates the probability-flow ODE in `lambda_t = log(alpha_t /
     sigma_t)` (half the log signal-to-noise ratio) with the data prediction
@@ -22,7 +23,17 @@ class DPMSolverSampler(DDPMSampler):
         x_{t_prev} = (sigma_{t_prev} / sigma_t) * x_t
                      + alpha_{t_prev} * (1 - exp(-h)) * (D0 + D1 / 2)
 
-    where `h_last` and `pred_images_last` belong to the step before. The
+    where `h_last` and `pred_images_last` belong to the step before.
+    `stochastic=True` takes the same step along the reverse SDE instead
+    (diffusers' `algorithm_type="sde-dpmsolver++"`): it keeps less of
+    `x_t`, more of the estimate, and adds fresh noise `z`,
+
+        x_{t_prev} = (sigma_{t_prev} / sigma_t) * exp(-h) * x_t
+                     + alpha_{t_prev} * (1 - exp(-2h)) * (D0 + D1 / 2)
+                     + sigma_{t_prev} * sqrt(1 - exp(-2h)) * z
+
+    which, like DDPM's ancestral step, corrects part of the errors that
+    earlier steps made, at the price of a noisier path. The
     first step has no previous prediction and the last one goes to the clean
     data (`sigma = 0`, `lambda = inf`), so both are first order (`D1 = 0`,
     exactly DDIM with `eta = 0`; diffusers' `lower_order_final`).
@@ -40,6 +51,7 @@ class DPMSolverSampler(DDPMSampler):
     | `d1`               | D1 = (m0 - m1) / r                       |
     | `coef_samples`     | sigma_{t_prev} / sigma_t                 |
     | `coef_images`      | alpha_{t_prev} * (1 - exp(-h))           |
+    | `coef_noise`       | sigma_{t_prev} * sqrt(1 - exp(-2h)) (SDE)|
 
     A multistep sampler: `step` takes the previous step's `pred_images` (a
     field of every step's `SamplerOutput`); `initial_state` gives the first
@@ -66,6 +78,8 @@ class DPMSolverSampler(DDPMSampler):
         num_steps: int, steps (and network evaluations), 1 to T; `None`
             means `default_num_steps` (10).
         clip_sample: bool, clip the predicted clean image to [-1, 1].
+        stochastic: bool, solve the reverse SDE (fresh noise every step but
+            the last) instead of the ODE.
 
     Example:
     >>> sampler = DPMSolverSampler(num_steps=10)
@@ -75,13 +89,15 @@ class DPMSolverSampler(DDPMSampler):
     ...     samples, pred_images = output.samples, output.pred_images
     """
 
-    needs_noise = False
     multistep = True
     default_num_steps = 10
 
-    def __init__(self, schedule="linear", num_steps=None, clip_sample=True):
+    def __init__(self, schedule="linear", num_steps=None, clip_sample=True,
+                 stochastic=False):
         if num_steps is None:
             num_steps = self.default_num_steps
+        self.stochastic = bool(stochastic)
+        self.needs_noise = self.stochastic
         super().__init__(schedule, num_steps, clip_sample)
 
     def timesteps(self):
@@ -117,7 +133,7 @@ class DPMSolverSampler(DDPMSampler):
         alpha_bars = np.concatenate([[1.0], self.schedule.alphas_cumprod])
         signal_rates, noise_rates = np.sqrt(alpha_bars), np.sqrt(1.0 - alpha_bars)
         lambdas = self._lambdas()
-        names = ("coef_samples", "coef_images", "inverse_r")
+        names = ("coef_samples", "coef_images", "coef_noise", "inverse_r")
         new = {name: np.zeros(self.schedule.num_timesteps) for name in names}
         h_last = None
         for t, t_prev in self.timesteps():
@@ -126,8 +142,16 @@ class DPMSolverSampler(DDPMSampler):
                 new["coef_images"][t] = 1.0
                 continue
             h = lambdas[t_prev + 1] - lambdas[t + 1]
-            new["coef_samples"][t] = noise_rates[t_prev + 1] / noise_rates[t + 1]
-            new["coef_images"][t] = signal_rates[t_prev + 1] * -np.expm1(-h)
+            # The SDE keeps exp(-h) less of x_t and puts 1 - exp(-2h), not
+            # 1 - exp(-h), on the estimate: the noise it adds makes up the
+            # variance.
+            kept = np.exp(-h) if self.stochastic else 1.0
+            new["coef_samples"][t] = kept * noise_rates[t_prev + 1] / noise_rates[t + 1]
+            new["coef_images"][t] = signal_rates[t_prev + 1] * -np.expm1(
+                -2.0 * h if self.stochastic else -h)
+            if self.stochastic:
+                new["coef_noise"][t] = noise_rates[t_prev + 1] * np.sqrt(
+                    -np.expm1(-2.0 * h))
             if h_last is not None:
                 new["inverse_r"][t] = h / h_last
             h_last = h
@@ -147,7 +171,8 @@ class DPMSolverSampler(DDPMSampler):
                 prediction works the same).
             samples: the current noisy samples x_t.
             t, t_prev: scalar int timesteps (a pair from `timesteps()`).
-            noise: unused (the sampler is deterministic).
+            noise: standard normal noise shaped like `samples` when
+                `stochastic`, else unused.
             pred_images_last: the `pred_images` the previous step returned
                 (`initial_state(samples)` for the first step).
 
@@ -163,4 +188,6 @@ class DPMSolverSampler(DDPMSampler):
             self.lookup("coef_samples", t) * samples
             + self.lookup("coef_images", t) * (pred_images + 0.5 * d1)
         )
+        if self.stochastic:
+            next_samples = next_samples + self.lookup("coef_noise", t) * noise
         return SamplerOutput(next_samples, pred_images, pred_noises)
