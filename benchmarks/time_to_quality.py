@@ -252,7 +252,7 @@ def main():
                         help="stop after this many training CPU-minutes")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--num-images", type=int, default=256)
-    parser.add_argument("--sampler", help="default: the model's (DPM-Solver++, Euler)")
+    parser.add_argument("--sampler", help="default: the model's default_sampler")
     parser.add_argument("--sampling-steps", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)

@@ -17,13 +17,16 @@ CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm):
 CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, 0 to 100 (0: unguided; "
                          "default: guidance.DEFAULT_CLASSIFIER_SCALE, 5).")
 SAMPLERS = ("ddpm", "ddim", "dpm", "dpm-sde", "euler", "heun")
-SAMPLER_HELP = ("ddpm, ddim or dpm (DPM-Solver++ 2M) for diffusion models, euler "
-                "or heun for flows (default: dpm, or euler for a flow).")
+SAMPLER_HELP = ("ddpm, ddim, dpm (DPM-Solver++ 2M) or dpm-sde (its SDE form) for "
+                "diffusion models, euler or heun for flows (default: dpm-sde "
+                "for an unconditional diffusion model, dpm for a "
+                "class-conditional one, euler for a flow).")
 EVALUATOR_HELP = ("The judge behind the FID: a classifier from `kd train evaluator "
                   "--data` (its .keras path or preset directory, with the "
                   "reference features it saved) for images other than MNIST "
                   "digits (default: the shipped MNIST `evaluator`).")
-STEPS_HELP = ("Sampling steps (default: 1000 for ddpm, 50 for ddim, 10 for dpm, "
+STEPS_HELP = ("Sampling steps (default: 1000 for ddpm, 50 for ddim, 10 for dpm "
+              "and dpm-sde, "
               "16 for euler, 8 for heun).")
 
 
@@ -431,7 +434,8 @@ def evaluate(model, samples, sampler, steps, num, seed, data, evaluator, label,
               help="Directory to write (an export there is replaced).")
 @click.option("--sampler", type=click.Choice(SAMPLERS), default=None,
               help="dpm or ddim for a diffusion model, euler or heun for a "
-                   "flow (default: dpm, or euler for a flow).")
+                   "flow (default: dpm, or euler for a flow; an exported step "
+                   "takes no noise, so not ddpm or dpm-sde).")
 @click.option("--steps", type=int, default=None, callback=_positive,
               help="Sampling steps (default: 10 for dpm, 50 for ddim, 16 for "
                    "euler, 8 for heun).")

@@ -321,15 +321,20 @@ def test_kd_sample_with_dpm(tmp_path):
     assert result.exit_code == 2 and "eta" in result.output, result.output
 
 
-def test_dpm_is_the_default_sampler_and_eta_asks_for_ddim():
+def test_default_sampler_is_dpm_sde_unconditional_dpm_conditional():
     model = _tiny_ddpm()
     kwargs = dict(num_steps=3, seed=2, progress=False)
     np.testing.assert_array_equal(model.generate(2, **kwargs),
-                                  model.generate(2, sampler="dpm", **kwargs))
+                                  model.generate(2, sampler="dpm-sde", **kwargs))
     assert not np.array_equal(model.generate(2, **kwargs),
-                              model.generate(2, sampler="ddim", **kwargs))
+                              model.generate(2, sampler="dpm", **kwargs))
     with pytest.raises(ValueError, match="choose the ddim sampler"):
         model.generate(2, eta=0.5, **kwargs)
+    conditional = _tiny_ddpm(num_classes=3)
+    assert conditional.default_sampler == "dpm"
+    np.testing.assert_array_equal(
+        conditional.generate(2, labels=[0, 1], **kwargs),
+        conditional.generate(2, labels=[0, 1], sampler="dpm", **kwargs))
 
 
 def _sde_moments(sampler, num_samples=20000):

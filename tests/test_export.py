@@ -95,7 +95,12 @@ def test_onnx_example_gives_kd_samples_images(name, tmp_path):
     export_dir = tmp_path / "export"
     # 6 images in graphs of batch 4: the example pads the second batch.
     export_model(model, export_dir, sampler=sampler, num_steps=3, batch_size=4)
-    expected, _ = sample(model, sampler=sampler, num_steps=3, num_images=6,
+    with open(export_dir / "sampler.json") as f:
+        exported = json.load(f)["sampler"]["name"]
+    # Without a sampler, the model's default, or dpm for an unconditional
+    # DDPM (whose default, dpm-sde, takes noise at every step).
+    assert exported == sampler or (sampler is None and exported in ("dpm", "euler"))
+    expected, _ = sample(model, sampler=exported, num_steps=3, num_images=6,
                          seed=5, out=str(tmp_path / "kd.npz"), progress=False,
                          **sample_args)
     stdout = _run_example(export_dir, flags + ["--num", "6", "--seed", "5",

@@ -30,6 +30,7 @@ def cases():
     yield "ddpm ddpm 20", "ddpm", {"sampler": "ddpm", "num_steps": 20}
     yield "ddpm dpm 10", "ddpm", {"sampler": "dpm", "num_steps": 10}
     yield "ldm default", "ldm", {}
+    yield "ldm dpm 10", "ldm", {"sampler": "dpm", "num_steps": 10}
     for guidance in (0.0, 1.0, 4.0):
         yield f"cfg guidance {guidance:g}", "cfg", {"labels": [0, 3, 7, 9],
                                                    "guidance": guidance}

@@ -34,9 +34,9 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             `(N, H, W, C)` in [0, 1] of the evaluator's image shape (as
             `kd sample --out FILE.npz` writes), and optionally `labels`,
             ints `(N,)`.
-        sampler: `"ddpm"`, `"ddim"` or `"dpm"` for a diffusion model,
-            `"euler"` or `"heun"` for a flow (with `model` only); `None`
-            means the model's default (DPM-Solver++, Euler).
+        sampler: `"ddpm"`, `"ddim"`, `"dpm"` or `"dpm-sde"` for a
+            diffusion model, `"euler"` or `"heun"` for a flow (with `model`
+            only); `None` means the model's `default_sampler`.
         num_steps: int, sampling steps (default: T for DDPM, 50 for DDIM,
             10 for DPM-Solver++, 16 for Euler, 8 for Heun).
         num_images: int, images to sample (with `model` only).

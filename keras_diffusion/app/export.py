@@ -86,7 +86,8 @@ def export_model(model="cfg", out_dir="export", format="onnx", sampler=None,
         format: `"onnx"`, `"tf_saved_model"` or `"litert"`.
         sampler: `"dpm"` (DPM-Solver++) or `"ddim"` (eta 0) for a
             diffusion model, `"euler"` or `"heun"` for a flow; `None`
-            means the model's default.
+            means the model's default, or `"dpm"` where that one is
+            stochastic (an exported step takes no noise).
         num_steps: int, sampling steps; `None` means the sampler's default.
         batch_size: int >= 1, the graphs' fixed batch size (the example
             runs any number of images in batches of it).
@@ -185,7 +186,10 @@ def sampler_spec(model, sampler=None, num_steps=None):
     from keras_diffusion.guidance import DEFAULT_GUIDANCE
     from keras_diffusion.guidance import PER_CLASS_DEFAULT
 
-    name = model.default_sampler if sampler is None else sampler
+    name = sampler
+    if name is None:
+        # An exported step takes no noise: the deterministic default.
+        name = model.default_sampler if model.default_sampler in EXPORT_SAMPLERS else "dpm"
     if name not in EXPORT_SAMPLERS:
         raise ValueError(
             f"Sampler {name!r} cannot be exported; choose dpm or ddim "

@@ -141,9 +141,9 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
     Args:
         model: a shipped model name, a `.keras` path, or a model object (a
             `DDPM` or a `RectifiedFlow`, or their latent versions).
-        sampler: `"ddpm"`, `"ddim"` or `"dpm"` for a diffusion model,
-            `"euler"` or `"heun"` for a flow; `None` means the model's
-            default (DPM-Solver++, Euler).
+        sampler: `"ddpm"`, `"ddim"`, `"dpm"` or `"dpm-sde"` for a
+            diffusion model, `"euler"` or `"heun"` for a flow; `None` means
+            the model's `default_sampler`.
         num_steps: int, sampling steps (default: T for DDPM, 50 for DDIM,
             10 for DPM-Solver++, 16 for Euler, 8 for Heun).
         num_images: int (default 16; for a class-conditional model without

@@ -143,9 +143,9 @@ class GenerativeModel(TrainableModel):
 
         Args:
             num_images: int, how many images.
-            sampler: a name in `sampler_names` (`"ddpm"`, `"ddim"` or
-                `"dpm"` for a `DDPM`, `"euler"` or `"heun"` for a
-                `RectifiedFlow`); `None` means `default_sampler`.
+            sampler: a name in `sampler_names` (`"ddpm"`, `"ddim"`,
+                `"dpm"` or `"dpm-sde"` for a `DDPM`, `"euler"` or `"heun"`
+                for a `RectifiedFlow`); `None` means `default_sampler`.
             num_steps: int, sampling steps; `None` means the sampler's
                 default (T for DDPM, 50 for DDIM, 10 for DPM-Solver++, 16
                 for Euler, 8 for Heun).
