@@ -13,7 +13,8 @@ For each scale it does what
 
 does (`keras_diffusion.app.evaluate.evaluate`, with the model and classifier
 loaded once): samples `--num` images (seed `--seed`) with `--sampler` and
-`--steps` (default: classifier guidance's, DDPM with 50 steps), the classes
+`--steps` (default: classifier guidance's, `guidance.CLASSIFIER_SAMPLER`
+in `CLASSIFIER_STEPS`), the classes
 in turn (100 per class for 1,000), steered by the classifier, and scores
 them with the shipped evaluator. It prints one Markdown table row per scale:
 FID (against as many MNIST test digits), the real-vs-real floor, the class
@@ -36,8 +37,8 @@ def main():
     parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
     parser.add_argument("--scales", type=float, nargs="+", default=[0, 1, 2, 5, 10])
     parser.add_argument("--sampler", default=None,
-                        help="ddpm or ddim (default: classifier guidance's, "
-                             "ddpm with 50 steps).")
+                        help="ddpm, ddim, dpm or dpm-sde (default: classifier "
+                             "guidance's, dpm-sde in 10 steps).")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)

@@ -12,8 +12,8 @@ TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "cfg", "cfg-channel", "cfg-xatt
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
                    ".keras path; steers toward --class, or without it one row "
-                   "per digit. Samples with ddpm in 50 steps unless --sampler "
-                   "is given.")
+                   "per digit. Samples with dpm-sde in 10 steps unless "
+                   "--sampler is given.")
 CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, 0 to 100 (0: unguided; "
                          "default: guidance.DEFAULT_CLASSIFIER_SCALE, 5).")
 SAMPLERS = ("ddpm", "ddim", "dpm", "dpm-sde", "euler", "heun")

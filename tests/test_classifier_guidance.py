@@ -253,11 +253,11 @@ def test_cli_rejects_bad_classifier_flags(model_files, tmp_path, args, match):
     assert not list(tmp_path.iterdir())
 
 
-def test_classifier_guidance_defaults_to_ddpm_with_50_steps():
+def test_classifier_guidance_defaults_to_its_own_sampler():
     from keras_diffusion.app.sample import classifier_sampler
 
-    assert classifier_sampler() == ("ddpm", 50)
-    assert classifier_sampler(None, 20) == ("ddpm", 20)
+    assert classifier_sampler() == ("dpm-sde", 10)
+    assert classifier_sampler(None, 20) == ("dpm-sde", 20)
     assert classifier_sampler("ddim", None) == ("ddim", None)
 
 

@@ -56,7 +56,8 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             `label` (`None`: the classes in turn, equal counts).
         classifier_scale: float >= 0, the classifier guidance scale
             (default: `guidance.DEFAULT_CLASSIFIER_SCALE`). Without
-            `sampler`, classifier guidance samples with DDPM in 50 steps.
+            `sampler`, classifier guidance samples with `CLASSIFIER_SAMPLER`
+            in `CLASSIFIER_STEPS` (`classifier_sampler`).
         evaluator: the judge, anything `keras_diffusion.metrics.as_evaluator`
             takes: a shipped name, a `.keras` path or preset directory from
             `kd train evaluator` (with the reference features it saved), or

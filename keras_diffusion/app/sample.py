@@ -167,8 +167,8 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
             `label` (`None`: every class, one grid row per class).
         classifier_scale: float >= 0, the classifier guidance scale
             (default `DEFAULT_CLASSIFIER_SCALE`; 0 is unguided). Without
-            `sampler`, classifier guidance samples with DDPM in 50 steps
-            (`classifier_sampler`).
+            `sampler`, classifier guidance samples with `CLASSIFIER_SAMPLER`
+            in `CLASSIFIER_STEPS` (`classifier_sampler`).
 
     Returns:
         `(images, labels)`: images in [0, 1]; labels or `None`.

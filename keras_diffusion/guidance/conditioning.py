@@ -12,12 +12,12 @@ import numpy as np
 DEFAULT_GUIDANCE = 4.0
 # Classifier guidance scale (docs/classifier_guidance.md has the sweep).
 DEFAULT_CLASSIFIER_SCALE = 5.0
-# Classifier guidance steers far better with DDPM's stochastic steps than
-# with deterministic DDIM (the fresh noise corrects what the gradient pushes
-# off the digits; see docs/classifier_guidance.md), so without a sampler it
-# uses DDPM with this many steps.
-CLASSIFIER_SAMPLER = "ddpm"
-CLASSIFIER_STEPS = 50
+# Classifier guidance steers far better with stochastic steps than with
+# deterministic ones (the fresh noise corrects what the gradient pushes off
+# the digits); SDE-DPM-Solver++ in 10 steps does about as well as DDPM in 50
+# in a fifth of the time (docs/classifier_guidance.md).
+CLASSIFIER_SAMPLER = "dpm-sde"
+CLASSIFIER_STEPS = 10
 # Images per class of a grid of every class.
 PER_CLASS_DEFAULT = 8
 
