@@ -163,13 +163,20 @@ class _UnevenSampler(DPMSolverSampler):
         return list(zip(steps, steps[1:] + [-1]))
 
 
-def test_steps_match_algorithm_2_of_the_paper():
-    """Each step against DPM-Solver++(2M) as Lu et al. (2022) write it, in
-    float64: `D_i = (1 + 1 / (2 r_i)) x0_{i-1} - 1 / (2 r_i) x0_{i-2}`."""
-    sampler = _UnevenSampler(SCHEDULE, num_steps=5, clip_sample=False)
+def _check_steps(sampler, next_samples, seed):
+    """Runs `sampler`'s steps on fixed noise predictions (and fixed noise)
+    beside a float64 reference and checks every step's samples and x_0
+    estimate against it.
+
+    `next_samples(x, x0, x0_last, h, h_last, rates, rates_prev, noise)` is
+    the reference step to `t_prev >= 0` (`x0_last`, `h_last`: `None` on
+    the first step; `rates`: `(alpha, sigma)` at `t`); the last step, to
+    the clean data, returns the x_0 estimate.
+    """
     pairs = sampler.timesteps()
-    rng = np.random.default_rng(4)
+    rng = np.random.default_rng(seed)
     pred_noises = {int(t): rng.normal(size=(2, 3)) for t, _ in pairs}
+    noises = {int(t): rng.normal(size=(2, 3)) for t, _ in pairs}
 
     def model_fn(samples, timestep):
         return keras.ops.convert_to_tensor(
@@ -195,18 +202,31 @@ def test_steps_match_algorithm_2_of_the_paper():
         if t_prev == -1:
             x = x0
         else:
-            alpha_prev, sigma_prev = rates(t_prev)
             h = lam(t_prev) - lam(t)
-            d = x0
-            if x0_last is not None:
-                r = h_last / h
-                d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_last
-            x = sigma_prev / sigma * x - alpha_prev * np.expm1(-h) * d
+            x = next_samples(x, x0, x0_last, h, h_last, rates(t), rates(t_prev),
+                             noises[t])
             x0_last, h_last = x0, h
+        noise = keras.ops.convert_to_tensor(noises[t].astype("float32"))
         samples, state, _ = sampler.step(model_fn, samples, np.int32(t),
-                                         np.int32(t_prev), None, state)
+                                         np.int32(t_prev), noise, state)
         np.testing.assert_allclose(_np(state), x0, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(_np(samples), x, rtol=1e-4, atol=1e-4)
+
+
+def test_steps_match_algorithm_2_of_the_paper():
+    """Each step against DPM-Solver++(2M) as Lu et al. (2022) write it, in
+    float64: `D_i = (1 + 1 / (2 r_i)) x0_{i-1} - 1 / (2 r_i) x0_{i-2}`."""
+
+    def next_samples(x, x0, x0_last, h, h_last, rates, rates_prev, noise):
+        (_, sigma), (alpha_prev, sigma_prev) = rates, rates_prev
+        d = x0
+        if x0_last is not None:
+            r = h_last / h
+            d = (1 + 1 / (2 * r)) * x0 - 1 / (2 * r) * x0_last
+        return sigma_prev / sigma * x - alpha_prev * np.expm1(-h) * d
+
+    _check_steps(_UnevenSampler(SCHEDULE, num_steps=5, clip_sample=False),
+                 next_samples, seed=4)
 
 
 def test_clip_sample_keeps_the_estimates_in_range():
@@ -371,45 +391,18 @@ def test_sde_steps_match_the_formula():
     al., 2023; diffusers' "sde-dpmsolver++"), on uneven steps:
     `x' = (sigma' / sigma) e^-h x + alpha' (1 - e^-2h) (D0 + D1 / 2)
     + sigma' sqrt(1 - e^-2h) z`."""
+
+    def next_samples(x, x0, x0_last, h, h_last, rates, rates_prev, noise):
+        (_, sigma), (alpha_prev, sigma_prev) = rates, rates_prev
+        d1 = 0.0 if x0_last is None else (x0 - x0_last) * h / h_last
+        return (sigma_prev / sigma * np.exp(-h) * x
+                + alpha_prev * (1 - np.exp(-2 * h)) * (x0 + 0.5 * d1)
+                + sigma_prev * np.sqrt(1 - np.exp(-2 * h)) * noise)
+
     sampler = _UnevenSampler(SCHEDULE, num_steps=5, clip_sample=False,
                              stochastic=True)
     assert sampler.needs_noise
-    pairs = sampler.timesteps()
-    rng = np.random.default_rng(7)
-    pred_noises = {int(t): rng.normal(size=(2, 3)) for t, _ in pairs}
-    noises = {int(t): rng.normal(size=(2, 3)) for t, _ in pairs}
-
-    def model_fn(samples, timestep):
-        return keras.ops.convert_to_tensor(
-            pred_noises[int(_np(timestep))].astype("float32"))
-
-    alpha_bars = np.concatenate([[1.0], SCHEDULE.alphas_cumprod])
-
-    def rates(t):
-        return np.sqrt(alpha_bars[t + 1]), np.sqrt(1.0 - alpha_bars[t + 1])
-
-    x = rng.normal(size=(2, 3))
-    samples = keras.ops.convert_to_tensor(x.astype("float32"))
-    state = sampler.initial_state(samples)
-    x0_last, h_last = None, None
-    for t, t_prev in pairs:
-        t, t_prev = int(t), int(t_prev)
-        alpha, sigma = rates(t)
-        x0 = (x - sigma * pred_noises[t]) / alpha
-        if t_prev == -1:
-            x = x0
-        else:
-            alpha_prev, sigma_prev = rates(t_prev)
-            h = np.log(alpha_prev / sigma_prev) - np.log(alpha / sigma)
-            d1 = 0.0 if x0_last is None else (x0 - x0_last) * h / h_last
-            x = (sigma_prev / sigma * np.exp(-h) * x
-                 + alpha_prev * (1 - np.exp(-2 * h)) * (x0 + 0.5 * d1)
-                 + sigma_prev * np.sqrt(1 - np.exp(-2 * h)) * noises[t])
-            x0_last, h_last = x0, h
-        noise = keras.ops.convert_to_tensor(noises[t].astype("float32"))
-        samples, state, _ = sampler.step(model_fn, samples, np.int32(t),
-                                         np.int32(t_prev), noise, state)
-        np.testing.assert_allclose(_np(samples), x, rtol=1e-4, atol=1e-4)
+    _check_steps(sampler, next_samples, seed=7)
 
 
 def test_sde_sampler_from_the_model():
