@@ -178,7 +178,8 @@ def test_kd_evaluate_samples_a_model(mnist_dir, tmp_path):
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output)
     assert scores["num"] == 8 and scores["accuracy"] is None
-    assert scores["sampler"] == "dpm" and scores["num_steps"] == 3  # the default
+    # The default of an unconditional model.
+    assert scores["sampler"] == "dpm-sde" and scores["num_steps"] == 3
     assert scores["fid"] > scores["floor"] and scores["sampling_seconds"] > 0
 
 
