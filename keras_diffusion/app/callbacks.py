@@ -156,7 +156,8 @@ class EpochGrid(keras.callbacks.Callback):
 
 
 class SampleGrid(EpochGrid):
-    """Samples drawn with the model's `default_sampler`; a conditional model's in two rows, one column per class."""
+    """Samples drawn with the model's `default_sampler`; a conditional
+    model's in two rows, one column per class."""
 
     def __init__(self, directory, every=1, num_images=16, num_steps=20, seed=0,
                  images=None, write=True):

@@ -125,7 +125,7 @@ def export_model(model="cfg", out_dir="export", format="onnx", sampler=None,
     spec["batch_size"] = batch_size
     extension = FORMATS[format]
     networks = {"denoiser": (Denoiser(model.network, model.num_classes,
-                                      rate_tables=_rate_tables(model)),
+                                      noise_from_output=_noise_from_output(model)),
                              denoiser_signature(model, batch_size))}
     vae = getattr(model, "vae", None)
     if vae is not None:
@@ -267,9 +267,9 @@ class Denoiser(keras.Model):
         network: the model's network (a `UNet`).
         num_classes: int for a class-conditional network (the null class
             is `num_classes`), else `None`.
-        rate_tables: `None`, or for a v-prediction the `(signal_rates,
-            noise_rates)` of the timesteps `0 .. T-1` (the network time is
-            `t / T`).
+        noise_from_output: `None`, or for a v-prediction a callable
+            `(outputs, samples, times) -> noise prediction` (the network
+            times, `t / T`).
 
     Call arguments:
         inputs: dict with `"x"` (batch of samples), `"t"` (shape `(1,)`, the
@@ -277,21 +277,18 @@ class Denoiser(keras.Model):
             (shape `(1,)`).
     """
 
-    def __init__(self, network, num_classes=None, rate_tables=None, **kwargs):
+    def __init__(self, network, num_classes=None, noise_from_output=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.network = network
         self.num_classes = num_classes
-        self.rate_tables = rate_tables
+        self.noise_from_output = noise_from_output
 
     def call(self, inputs):
         outputs = self._guided_output(inputs)
-        if self.rate_tables is None:
+        if self.noise_from_output is None:
             return outputs
-        timesteps = ops.cast(ops.round(inputs["t"] * len(self.rate_tables[0])),
-                             "int32")
-        signal_rate, noise_rate = (ops.take(ops.convert_to_tensor(table), timesteps)
-                                   for table in self.rate_tables)
-        return noise_rate * inputs["x"] + signal_rate * outputs
+        return self.noise_from_output(outputs, inputs["x"], inputs["t"])
 
     def _guided_output(self, inputs):
         samples = inputs["x"]
@@ -310,13 +307,18 @@ class Denoiser(keras.Model):
         return uncond + inputs["guidance"] * (cond - uncond)
 
 
-def _rate_tables(model):
-    """`Denoiser`'s `rate_tables` for `model`: `None` unless it predicts v."""
+def _noise_from_output(model):
+    """`Denoiser`'s `noise_from_output` for `model`: `None` unless it
+    predicts v; else `DDPM.noise_from_output` at the network times."""
     if getattr(model, "prediction", "epsilon") == "epsilon":
         return None
-    alphas_cumprod = model.schedule.alphas_cumprod
-    return (np.sqrt(alphas_cumprod).astype("float32"),
-            np.sqrt(1.0 - alphas_cumprod).astype("float32"))
+    num_timesteps = model.schedule.num_timesteps
+
+    def noise_from_output(outputs, samples, times):
+        timesteps = ops.cast(ops.round(times * num_timesteps), "int32")
+        return model.noise_from_output(outputs, samples, timesteps)
+
+    return noise_from_output
 
 
 class Decoder(keras.Model):

@@ -382,13 +382,17 @@ class GenerativeModel(TrainableModel):
         (see `samplers.make_step_function`), with classifier guidance if
         `classifier` is given.
 
-        Compiled steps are cached per sampler setting: a second `generate`
-        (say, at each epoch's end) reuses the compiled graph. A cached
-        classifier-guided step holds its classifier, so its id stays unique.
+        Compiled steps are cached per sampler setting (its type and every
+        plain setting it holds: steps, `eta`, `clip_sample`, `stochastic`,
+        ...): a second `generate` (say, at each epoch's end) reuses the
+        compiled graph. A cached classifier-guided step holds its
+        classifier, so its id stays unique.
         """
-        key = (type(sampler).__name__, sampler.num_steps,
-               getattr(sampler, "eta", None), getattr(sampler, "clip_sample", None),
-               getattr(sampler, "stochastic", None), compile, None if classifier is None else id(classifier))
+        settings = tuple(sorted(
+            (name, value) for name, value in vars(sampler).items()
+            if isinstance(value, (bool, int, float, str))))
+        key = (type(sampler).__name__, settings, compile,
+               None if classifier is None else id(classifier))
         if key not in self._step_functions:
             model_fn, variables = self.model_fn, self.network.variables
             if classifier is not None:

@@ -97,8 +97,12 @@ class DPMSolverSampler(DDPMSampler):
         if num_steps is None:
             num_steps = self.default_num_steps
         self.stochastic = bool(stochastic)
-        self.needs_noise = self.stochastic
         super().__init__(schedule, num_steps, clip_sample)
+
+    @property
+    def needs_noise(self):
+        """Fresh noise every step for the SDE, none for the ODE."""
+        return self.stochastic
 
     def timesteps(self):
         """`(t, t_prev)` pairs from `T - 1` down, evenly spaced in `t`, then
