@@ -43,10 +43,16 @@ class Conv2D(keras.layers.Conv2D):
             channels_first = torch.nn.functional.pad(
                 channels_first, (left, right, top, bottom))
             padding = 0
+        kernel = torch.permute(keras.ops.cast(self.kernel, inputs.dtype),
+                               (3, 2, 0, 1))
+        if inputs.dtype != torch.float32:
+            # Outside float32, a CPU without oneDNN kernels for the dtype
+            # (bfloat16 on most) falls back to a convolution whose gradient
+            # needs a contiguous weight.
+            kernel = kernel.contiguous()
         outputs = torch.nn.functional.conv2d(
             channels_first,
-            torch.permute(keras.ops.cast(self.kernel, inputs.dtype),
-                          (3, 2, 0, 1)),
+            kernel,
             keras.ops.cast(self.bias, inputs.dtype) if self.use_bias else None,
             stride=self.strides,
             padding=padding,
