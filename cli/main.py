@@ -8,7 +8,8 @@ import click
 
 BACKENDS = ("tensorflow", "jax", "torch")
 TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "cfg", "cfg-channel", "cfg-xattn",
-               "rf-pixel", "rf-latent", "reflow", "evaluator", "classifier")
+               "rf-pixel", "rf-pixel-uniform", "rf-latent", "reflow", "evaluator",
+               "classifier")
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
                    ".keras path; steers toward --class, or without it one row "

@@ -299,6 +299,9 @@ def test_latent_flow_fit_and_reflow_pairs(mnist_batch, tmp_path):
     assert pairs["noise"].shape == pairs["images"].shape == (16, 7, 7, 2)
     flow2 = reflow.copy_flow(model, seed=1, name="reflow")
     assert isinstance(flow2, LatentRectifiedFlow) and flow2.latent_scale == scale
+    assert flow2.time_sampling == model.time_sampling
+    assert reflow.copy_flow(model, time_sampling="logit_normal").time_sampling \
+        == "logit_normal"
     for part in ("network", "vae"):
         for a, b in zip(getattr(flow2, part).get_weights(),
                         getattr(model, part).get_weights()):
@@ -343,6 +346,8 @@ def test_flow_recipes():
     assert RECIPES["rf-pixel"].network == RECIPES["ddpm"].network
     assert RECIPES["rf-latent"].network == RECIPES["ldm"].network
     assert RECIPES["rf-latent"].needs_vae and not RECIPES["rf-pixel"].needs_vae
+    assert build_model("rf-pixel", compile=False).time_sampling == "logit_normal"
+    assert build_model("rf-pixel-uniform", compile=False).time_sampling == "uniform"
     vae = VAE(VAEEncoder(latent_channels=4, widths=(8, 16, 16)),
               VAEDecoder((7, 7, 4), widths=(16, 16, 8)))
     latent = build_model("rf-latent", seed=0, compile=False, vae=vae, latent_scale=2.0)
@@ -360,7 +365,9 @@ def test_flow_recipes():
 def model_files(tmp_path_factory):
     directory = tmp_path_factory.mktemp("models")
     flow, ddpm = str(directory / "tiny.keras"), str(directory / "ddpm.keras")
-    _tiny_flow().save(flow)
+    flow_model = _tiny_flow()
+    flow_model.time_sampling = "logit_normal"  # as the rf-pixel recipe trains
+    flow_model.save(flow)
     DDPM(_tiny_unet()).save(ddpm)
     return {"flow": flow, "ddpm": ddpm}
 
@@ -378,6 +385,8 @@ def test_kd_train_reflow_then_sample(model_files, tmp_path):
     assert reflow.load_pairs(out / "pairs.npz")["noise"].shape == (32, 28, 28, 1)
     flow2 = keras.saving.load_model(str(out / "reflow.keras"))
     assert isinstance(flow2, RectifiedFlow) and flow2.name == "reflow"
+    # Flow-2 trains with the reflow recipe's uniform t, not Flow-1's.
+    assert flow2.time_sampling == "uniform"
 
     npz = tmp_path / "s.npz"
     result = CliRunner().invoke(cli, [

@@ -292,10 +292,13 @@ class ClassifierRecipe(Recipe):
 class ReflowRecipe(UNetRecipe):
     """Flow-2: trained on `num_pairs` (noise, image) pairs, each drawn with
     `pair_steps` Euler steps of a trained flow, starting from its weights
-    and with its architecture (`train(..., flow=FLOW1)`)."""
+    and with its architecture (`train_reflow(FLOW1)`), its training times
+    drawn by `time_sampling` whatever Flow-1's were: a few-step Flow-2 is
+    evaluated at the noise end, where logit-normal t almost never lands."""
 
     num_pairs: int = 20000
     pair_steps: int = 100
+    time_sampling: str = "uniform"
 
     from_flow = True
 
@@ -365,8 +368,14 @@ RECIPES = {recipe.name: recipe for recipe in (
         name="cfg-xattn", description="cfg with the class through cross-attention only",
         network=dict(_LATENT_UNET, **_CLASSES, class_input_channel=False,
                      class_cross_attention=True), learning_rate=1e-3),
+    # Logit-normal t and batch 64 (docs/rectified_flow.md#time-to-quality).
     FlowRecipe(name="rf-pixel", description="pixel rectified flow (the ddpm UNet)",
-               network=_PIXEL_UNET, learning_rate=1e-3),
+               network=_PIXEL_UNET, learning_rate=1e-3, batch_size=64,
+               time_sampling="logit_normal"),
+    # The first `rf-pixel` recipe (uniform t, batch 128), kept so that the
+    # comparison can be rerun.
+    FlowRecipe(name="rf-pixel-uniform", description="the first rf-pixel recipe "
+               "(uniform t, batch 128)", network=_PIXEL_UNET, learning_rate=1e-3),
     LatentFlowRecipe(name="rf-latent",
                      description="latent rectified flow (the ldm UNet)",
                      network=_LATENT_UNET, learning_rate=1e-3),

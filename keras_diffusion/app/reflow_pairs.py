@@ -120,7 +120,7 @@ def generate_pairs(flow, num_pairs, path, seed=0, batch_size=256, num_steps=100,
     return path
 
 
-def copy_flow(flow, seed=None, name=None):
+def copy_flow(flow, seed=None, name=None, time_sampling=None):
     """A new flow with `flow`'s configuration and weights: Flow-2 before
     reflow training (Liu et al., 2023, start it from Flow-1).
 
@@ -128,12 +128,16 @@ def copy_flow(flow, seed=None, name=None):
         flow: a `RectifiedFlow` (or `LatentRectifiedFlow`).
         seed: int or None, seeds the copy's training noise and times.
         name: str or None, the copy's name (default: `flow`'s).
+        time_sampling: str or None, how the copy draws its training times
+            (default: `flow`'s; see `RectifiedFlow`).
     """
     _check_flow(flow)
     config = flow.get_config()
     config["seed"] = seed
     if name is not None:
         config["name"] = name
+    if time_sampling is not None:
+        config["time_sampling"] = time_sampling
     copy = type(flow).from_config(config)
     for part in ("network", "vae"):
         if hasattr(flow, part):
