@@ -109,12 +109,15 @@ def sample(spec, denoiser, noise, labels=None, guidance=None):
         elif sampler["name"] == "euler":
             dt = np.float32(step["t_next"]) - np.float32(step["t"])
             x = x + dt * network(x, step["time"])
-        else:  # heun
+        else:  # heun; the last step, to t = 1, is the Euler guess alone
             dt = np.float32(step["t_next"]) - np.float32(step["t"])
             velocity = network(x, step["time"])
             guess = x + dt * velocity
-            x = x + (np.float32(0.5) * dt) * (
-                velocity + network(guess, step["time_next"]))
+            if step["t_next"] >= 1:
+                x = guess
+            else:
+                x = x + (np.float32(0.5) * dt) * (
+                    velocity + network(guess, step["time_next"]))
     return x
 
 
