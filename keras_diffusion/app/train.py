@@ -252,10 +252,10 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
     `keras_diffusion.app.reflow_pairs.generate_pairs`). Then trains Flow-2, with
     Flow-1's architecture and settings and starting from Flow-1's weights
     (as Liu et al., 2023, do), on exactly those pairs, with the training
-    settings of the recipe `reflow` (its `time_sampling` among them). Writes, as `train` does,
-    `reflow.keras`, `log.csv`, `samples/` and, while training, `backup/`; a
-    rerun of the same call resumes both stages, or reports a finished run
-    complete, as `train` does.
+    settings of the recipe `reflow` (its `time_sampling` among them).
+    Writes, as `train` does, `reflow.keras`, `log.csv`, `samples/` and,
+    while training, `backup/`; a rerun of the same call resumes both
+    stages, or reports a finished run complete, as `train` does.
 
     Args:
         flow: Flow-1: a trained `RectifiedFlow` (or `LatentRectifiedFlow`),
