@@ -2,6 +2,7 @@ import gzip
 import os
 import struct
 
+import keras
 import numpy as np
 import pytest
 
@@ -136,3 +137,48 @@ def test_dataset_batches():
     assert len(batches) == 2 and batches[0][0].shape == (4, 28, 28, 1)
     with pytest.raises(ValueError, match="larger than the data"):
         make_dataset(images, batch_size=11)
+
+
+def test_without_tensorflow_batches_come_from_arrays(monkeypatch):
+    """Where TensorFlow is not installed, `make_dataset` gives the same
+    full batches from the arrays: each pass a new order of every row (the
+    last partial batch dropped), labels and dict entries kept together."""
+    import sys
+
+    from keras_diffusion.data.pipeline import ArrayBatches
+
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # import fails
+    rows = np.arange(10, dtype="float32").reshape(10, 1, 1, 1)
+    dataset = make_dataset(rows, labels=np.arange(10) * 10, batch_size=4, seed=1)
+    assert isinstance(dataset, ArrayBatches) and dataset.num_batches is None
+    passes = []
+    for first in (0, 2):  # two passes of 2 batches each
+        batches = [dataset[first], dataset[first + 1]]
+        for images, labels in batches:
+            assert images.shape == (4, 1, 1, 1) and labels.dtype == np.int32
+            np.testing.assert_array_equal(labels, images[:, 0, 0, 0] * 10)
+        seen = np.concatenate([images[:, 0, 0, 0] for images, _ in batches])
+        assert len(set(seen)) == 8  # no row twice within a pass
+        passes.append(seen)
+    assert not np.array_equal(passes[0], passes[1])  # reshuffled
+    again = make_dataset(rows, labels=np.arange(10) * 10, batch_size=4, seed=1)
+    np.testing.assert_array_equal(again[2][0], dataset[2][0])  # seeded
+
+    pairs = make_dataset({"noise": rows, "images": -rows}, batch_size=5,
+                         shuffle=False, repeat=False)
+    assert pairs.num_batches == 2
+    np.testing.assert_array_equal(pairs[1]["images"], -pairs[1]["noise"])
+    np.testing.assert_array_equal(pairs[1]["noise"][:, 0, 0, 0], [5, 6, 7, 8, 9])
+
+
+def test_a_model_fits_on_batches_made_without_tensorflow():
+    from keras_diffusion.data.pipeline import ArrayBatches
+
+    rows = np.random.default_rng(0).normal(size=(12, 3)).astype("float32")
+    dataset = ArrayBatches((rows, rows), batch_size=4)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(dataset, epochs=2, steps_per_epoch=5, verbose=0,
+                        shuffle=False)
+    assert int(model.optimizer.iterations) == 10
+    assert len(history.history["loss"]) == 2
