@@ -244,7 +244,7 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
 def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
                  batch_size=None, out_dir=None, seed=0, learning_rate=None,
                  sample_every=1, verbose=1, pair_steps=None, overwrite=False,
-                 backup_every=BACKUP_EVERY):
+                 backup_every=BACKUP_EVERY, callbacks=()):
     """Reflow: trains Flow-2 on (noise, image) pairs drawn from Flow-1.
 
     First draws `num_pairs` pairs from Flow-1 (`pair_steps` Euler steps
@@ -264,8 +264,8 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
         pair_steps: int, Euler steps of Flow-1 per pair (default: the
             recipe's).
         epochs, max_steps, batch_size, seed, learning_rate, sample_every,
-        verbose, overwrite, backup_every: as for `train` (`seed` seeds the
-        pairs' noise too; `overwrite` keeps the pairs).
+        verbose, overwrite, backup_every, callbacks: as for `train` (`seed`
+        seeds the pairs' noise too; `overwrite` keeps the pairs).
         out_dir: str, output directory (default `runs/reflow/`).
 
     Returns:
@@ -302,7 +302,8 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
         return _fit_and_save(model, dataset, out_dir, "reflow", plan,
                              learning_rate=learning_rate,
                              sample_every=sample_every, seed=seed,
-                             verbose=verbose, backup_every=backup_every)
+                             verbose=verbose, backup_every=backup_every,
+                             callbacks=callbacks)
 
 
 def _check_data_for(recipe, data, vae=None):
