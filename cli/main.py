@@ -7,9 +7,9 @@ import sys
 import click
 
 BACKENDS = ("tensorflow", "jax", "torch")
-TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "cfg", "cfg-channel", "cfg-xattn",
-               "rf-pixel", "rf-pixel-uniform", "rf-latent", "reflow", "evaluator",
-               "classifier")
+TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "ldm-eps", "cfg", "cfg-channel",
+               "cfg-xattn", "rf-pixel", "rf-pixel-uniform", "rf-latent",
+               "rf-latent-uniform", "reflow", "evaluator", "classifier")
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
                    ".keras path; steers toward --class, or without it one row "
@@ -191,9 +191,10 @@ def cli(verbose):
                    "shipped name) whose pairs Flow-2 learns.")
 @click.option("--pairs", "num_pairs", type=int, default=None, callback=_positive,
               help="For reflow: (noise, image) pairs to draw from Flow-1 "
-                   "(default: the recipe's, 20000).")
+                   "(default: the reflow recipe's).")
 @click.option("--pair-steps", type=int, default=None, callback=_positive,
-              help="For reflow: Euler steps of Flow-1 per pair (default 100).")
+              help="For reflow: Euler steps of Flow-1 per pair (default: the "
+                   "reflow recipe's).")
 @click.option("--eval-every", type=int, default=None, callback=_positive,
               help="Every N optimizer steps, sample --eval-images images and "
                    "log their FID (OUT/fid.csv, and the latest in log.csv); "

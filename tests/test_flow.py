@@ -391,7 +391,7 @@ def test_kd_train_reflow_then_sample(model_files, tmp_path):
     result = CliRunner().invoke(cli, [
         "train", "reflow", "--from", model_files["flow"], "--pairs", "32",
         "--max-steps", "2", "--batch-size", "16", "--out", str(out),
-        "--pair-steps", "4",  # the default 100 is slow on CPU under torch
+        "--pair-steps", "4",  # the default is slow on CPU under torch
     ])
     assert result.exit_code == 0, result.output
     assert (out / "pairs.npz").is_file() and (out / "reflow.keras").is_file()

@@ -296,8 +296,8 @@ class ReflowRecipe(UNetRecipe):
     drawn by `time_sampling` whatever Flow-1's were: a few-step Flow-2 is
     evaluated at the noise end, where logit-normal t almost never lands."""
 
-    num_pairs: int = 20000
-    pair_steps: int = 100
+    num_pairs: int = 50000
+    pair_steps: int = 32
     time_sampling: str = "uniform"
 
     from_flow = True
@@ -338,10 +338,11 @@ _CLASSES = {"num_classes": 10}
 
 RECIPES = {recipe.name: recipe for recipe in (
     # v-prediction, min-SNR-5 and batch 64 reach a given FID in about a
-    # third of the first recipe's CPU time (docs/ddpm.md#time-to-quality).
+    # third of the first recipe's CPU time (docs/ddpm.md#time-to-quality);
+    # 7,000 steps is about 58 CPU-minutes (docs/results.md#shipped-weights).
     DiffusionRecipe(name="ddpm", description="pixel-space DDPM, unconditional",
                     network=_PIXEL_UNET, learning_rate=1e-3, batch_size=64,
-                    loss_weighting="min_snr", prediction="v"),
+                    max_steps=7000, loss_weighting="min_snr", prediction="v"),
     # The first `ddpm` recipe (noise prediction, unweighted loss, batch
     # 128), kept so that the comparison can be rerun.
     DiffusionRecipe(name="ddpm-eps", description="the first ddpm recipe "
@@ -350,7 +351,15 @@ RECIPES = {recipe.name: recipe for recipe in (
     VAERecipe(name="vae", description="VAE for the latent kinds (a 7x7x4 latent "
               "for 28x28 images)",
               learning_rate=2e-3, max_steps=1500),
+    # The pixel recipe on latents, with a longer weight average (EMA 0.999):
+    # DPM-SDE 10 FID 54.2 -> 16.5 (docs/latent.md#the-shipped-latent-ddpm).
     LatentDiffusionRecipe(name="ldm", description="latent DDPM, unconditional",
+                          network=_LATENT_UNET, learning_rate=1e-3, batch_size=64,
+                          max_steps=14000, loss_weighting="min_snr",
+                          prediction="v", ema_momentum=0.999),
+    # The first `ldm` recipe (noise prediction, batch 128), for comparison.
+    LatentDiffusionRecipe(name="ldm-eps", description="the first ldm recipe "
+                          "(noise prediction, unweighted loss, batch 128)",
                           network=_LATENT_UNET, learning_rate=1e-3),
     # The class enters as an input channel and through cross-attention;
     # condition dropout trains the unconditional prediction for guidance.
@@ -368,21 +377,27 @@ RECIPES = {recipe.name: recipe for recipe in (
         name="cfg-xattn", description="cfg with the class through cross-attention only",
         network=dict(_LATENT_UNET, **_CLASSES, class_input_channel=False,
                      class_cross_attention=True), learning_rate=1e-3),
-    # Logit-normal t and batch 64: Euler 8 FID 64.0 -> 20.7 (docs/rectified_flow.md,
-    # "Time to quality: a longer, logit-normal Flow-1").
+    # Logit-normal t and batch 64: Euler 8 FID 64.0 -> 20.7 at 3,000 steps,
+    # 15.5 at 5,110 (docs/rectified_flow.md).
     FlowRecipe(name="rf-pixel", description="pixel rectified flow (the ddpm UNet)",
                network=_PIXEL_UNET, learning_rate=1e-3, batch_size=64,
-               time_sampling="logit_normal"),
+               max_steps=7000, time_sampling="logit_normal"),
     # The first `rf-pixel` recipe (uniform t, batch 128), kept so that the
     # comparison can be rerun.
     FlowRecipe(name="rf-pixel-uniform", description="the first rf-pixel recipe "
                "(uniform t, batch 128)", network=_PIXEL_UNET, learning_rate=1e-3),
+    # The rf-pixel recipe on latents: Euler 8 FID 54.2 -> 22.2.
     LatentFlowRecipe(name="rf-latent",
                      description="latent rectified flow (the ldm UNet)",
+                     network=_LATENT_UNET, learning_rate=1e-3, batch_size=64,
+                     max_steps=10000, time_sampling="logit_normal"),
+    LatentFlowRecipe(name="rf-latent-uniform", description="the first rf-latent "
+                     "recipe (uniform t, batch 128)",
                      network=_LATENT_UNET, learning_rate=1e-3),
     ReflowRecipe(name="reflow",
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
-                 learning_rate=1e-3),
+                 learning_rate=1e-3, max_steps=4000, num_pairs=50000,
+                 pair_steps=32),
     EvaluatorRecipe(name="evaluator",
                     description="the MNIST classifier behind kd evaluate",
                     learning_rate=2e-3, max_steps=None,
@@ -392,7 +407,7 @@ RECIPES = {recipe.name: recipe for recipe in (
                      description="noisy-image classifier for classifier guidance",
                      network={"image_shape": (28, 28, 1), "widths": (16, 32, 64),
                               "embedding_dim": 64, **_CLASSES},
-                     learning_rate=2e-3, max_steps=2000),
+                     learning_rate=2e-3, max_steps=8000),
 )}
 
 
