@@ -65,14 +65,23 @@ def randomize(model, scale=0.2, seed=0):
         variable.assign(value + rng.normal(0, scale, value.shape).astype("float32"))
 
 
+# A UNet small enough that the tests of training mechanics (resuming, FID
+# while training) spend their time on those, not on the network.
+TINY_UNET = {"image_shape": (28, 28, 1), "widths": (8, 16), "blocks_per_level": 1,
+             "attention_levels": (1,), "embedding_dim": 32, "num_heads": 1}
+
+
 @pytest.fixture
 def quick_train(monkeypatch):
-    """`training.train` of the ddpm recipe, eager under TensorFlow (tracing
-    costs TF ~20 s and is not under test here;
+    """`training.train` of the ddpm recipe with `TINY_UNET`, eager under
+    TensorFlow (tracing costs TF ~20 s and is not under test here;
     test_resume::test_killed_training_resumes_from_its_last_step trains
-    compiled), no sample grids."""
+    the full recipe compiled), no sample grids."""
+    from keras_diffusion.app import recipes
     from keras_diffusion.app import train as training
 
+    monkeypatch.setitem(recipes.RECIPES, "ddpm",
+                        recipes.RECIPES["ddpm"].replace(network=TINY_UNET))
     train_eagerly_under_tensorflow(monkeypatch)
 
     def train(data, out, **kwargs):

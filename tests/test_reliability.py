@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT
+from conftest import TINY_UNET
 from conftest import randomize
 from keras_diffusion.data import load_mnist
 from keras_diffusion_cli.main import cli
@@ -282,9 +283,6 @@ def test_unknown_keras_backend_in_a_fresh_process():
 # --- NaN losses and weights -----------------------------------------------
 
 # The "ddpm" recipe with a tiny UNet, so that these tests train fast.
-TINY_NETWORK = {"image_shape": (28, 28, 1), "widths": (8, 16),
-                "blocks_per_level": 1, "attention_levels": (1,),
-                "embedding_dim": 32, "num_heads": 1}
 
 
 @pytest.fixture
@@ -301,7 +299,7 @@ def poison(monkeypatch):
     from keras_diffusion.app import train as training
 
     monkeypatch.setitem(recipes.RECIPES, "ddpm", dataclasses.replace(
-        recipes.RECIPES["ddpm"], network=TINY_NETWORK))
+        recipes.RECIPES["ddpm"], network=TINY_UNET))
     real_build = training.build_model
 
     def set_poison(from_epoch):
