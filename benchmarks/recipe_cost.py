@@ -1,0 +1,106 @@
+"""CPU-minutes of each recipe's training on this machine, and of reflow pairs.
+
+    KERAS_BACKEND=tensorflow python benchmarks/recipe_cost.py \\
+        --recipes ddpm ldm rf-pixel rf-latent classifier reflow --steps 20
+
+For every recipe it builds the model `kd train KIND` builds (the latent
+kinds on the shipped `vae`; `reflow` as a copy of the shipped `rf-pixel`
+and of the shipped `rf-latent`), fits it on random data of the right shape
+at the recipe's batch size for a few warm-up steps (compiling), then times
+`--steps` more, and prints the process's CPU seconds per optimizer step (the
+measure `benchmarks/time_to_quality.py` reports as `train_cpu_seconds`,
+compiling aside) and what the recipe's `max_steps` cost at that rate. For
+`reflow` it also times drawing pairs: CPU seconds per pair and Euler step,
+and what the recipe's `num_pairs` x `pair_steps` cost. Run it on an idle
+machine: other jobs inflate the CPU time too.
+"""
+
+import argparse
+import time
+
+import numpy as np
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipes", nargs="+",
+                        default=["ddpm", "ldm", "rf-pixel", "rf-latent",
+                                 "classifier", "reflow"])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    args = parser.parse_args()
+
+    import keras
+
+    from keras_diffusion.app.recipes import build_model
+    from keras_diffusion.app.recipes import get_recipe
+    from keras_diffusion.app.reflow_pairs import copy_flow
+    from keras_diffusion.presets import load_model
+
+    print(f"backend {keras.backend.backend()}, {args.steps} timed steps after "
+          f"{args.warmup} warm-up steps")
+    print("| recipe | batch | CPU s / step | max_steps | CPU-minutes |")
+    print("| --- | --- | --- | --- | --- |")
+    pair_rows = []
+    for name in args.recipes:
+        recipe = get_recipe(name)
+        if recipe.from_flow:
+            for flow_name in ("rf-pixel", "rf-latent"):
+                flow = load_model(flow_name)
+                model = copy_flow(flow, seed=0, time_sampling=recipe.time_sampling)
+                model.compile(optimizer=recipe.optimizer())
+                shape = (recipe.batch_size,) + tuple(flow.image_shape)
+                data = {"noise": np.random.normal(size=shape).astype("float32"),
+                        "images": np.random.normal(size=shape).astype("float32")}
+                _row(f"{name} (from {flow_name})", recipe, model, data, args)
+                pair_rows.append((flow_name, flow, recipe))
+            continue
+        vae = load_model("vae") if recipe.needs_vae else None
+        model = build_model(recipe, seed=0, vae=vae)
+        images = np.random.uniform(-1, 1, (recipe.batch_size, 28, 28, 1))
+        data = (images.astype("float32"),)
+        if recipe.conditional or name == "classifier":
+            data += (np.arange(recipe.batch_size) % 10,)
+        _row(name, recipe, model, data, args)
+    if pair_rows:
+        print()
+        print("| pairs from | CPU s / (pair x Euler step) | num_pairs x pair_steps "
+              "| CPU-minutes |")
+        print("| --- | --- | --- | --- |")
+    for flow_name, flow, recipe in pair_rows:
+        noise = np.random.normal(size=(256,) + tuple(flow.image_shape))
+        noise = noise.astype("float32")
+        flow.sample_from_noise(noise, "euler", 2, batch_size=256, progress=False)
+        start = time.process_time()
+        flow.sample_from_noise(noise, "euler", 8, batch_size=256, progress=False)
+        per_pair_step = (time.process_time() - start) / (256 * 8)
+        total = per_pair_step * recipe.num_pairs * recipe.pair_steps / 60
+        print(f"| {flow_name} | {per_pair_step:.5f} | {recipe.num_pairs:,} x "
+              f"{recipe.pair_steps} | {total:.1f} |", flush=True)
+
+
+def _row(label, recipe, model, data, args):
+    """Times `args.steps` optimizer steps of `model` on one batch `data`."""
+    import keras
+
+    batch = data if isinstance(data, dict) else data[0]
+    count = len(batch["noise"]) if isinstance(data, dict) else len(batch)
+    x, y = (data, None) if isinstance(data, dict) else (data[0], data[1:] or None)
+    y = y[0] if y else None
+
+    def fit(steps):
+        repeat = lambda a: np.concatenate([a] * steps)  # noqa: E731
+        xs = keras.tree.map_structure(repeat, x)
+        model.fit(xs, None if y is None else repeat(y), batch_size=count,
+                  epochs=1, shuffle=False, verbose=0)
+
+    fit(args.warmup)
+    start = time.process_time()
+    fit(args.steps)
+    per_step = (time.process_time() - start) / args.steps
+    print(f"| {label} | {recipe.batch_size} | {per_step:.3f} | {recipe.max_steps:,} | "
+          f"{per_step * recipe.max_steps / 60:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
