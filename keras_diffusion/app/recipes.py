@@ -339,7 +339,7 @@ _CLASSES = {"num_classes": 10}
 RECIPES = {recipe.name: recipe for recipe in (
     # v-prediction, min-SNR-5 and batch 64 reach a given FID in about a
     # third of the first recipe's CPU time (docs/ddpm.md#time-to-quality);
-    # 7,000 steps is about 58 CPU-minutes (docs/results.md#shipped-weights).
+    # each recipe's CPU cost is in docs/results.md#shipped-weights.
     DiffusionRecipe(name="ddpm", description="pixel-space DDPM, unconditional",
                     network=_PIXEL_UNET, learning_rate=1e-3, batch_size=64,
                     max_steps=7000, loss_weighting="min_snr", prediction="v"),
@@ -351,8 +351,8 @@ RECIPES = {recipe.name: recipe for recipe in (
     VAERecipe(name="vae", description="VAE for the latent kinds (a 7x7x4 latent "
               "for 28x28 images)",
               learning_rate=2e-3, max_steps=1500),
-    # The pixel recipe on latents, with a longer weight average (EMA 0.999):
-    # DPM-SDE 10 FID 54.2 -> 16.5 (docs/latent.md#the-shipped-latent-ddpm).
+    # The pixel recipe on latents, with a longer weight average (EMA 0.999;
+    # docs/latent.md#the-shipped-latent-ddpm).
     LatentDiffusionRecipe(name="ldm", description="latent DDPM, unconditional",
                           network=_LATENT_UNET, learning_rate=1e-3, batch_size=64,
                           max_steps=14000, loss_weighting="min_snr",
@@ -377,8 +377,8 @@ RECIPES = {recipe.name: recipe for recipe in (
         name="cfg-xattn", description="cfg with the class through cross-attention only",
         network=dict(_LATENT_UNET, **_CLASSES, class_input_channel=False,
                      class_cross_attention=True), learning_rate=1e-3),
-    # Logit-normal t and batch 64: Euler 8 FID 64.0 -> 20.7 at 3,000 steps,
-    # 15.5 at 5,110 (docs/rectified_flow.md).
+    # Logit-normal t and batch 64 (docs/rectified_flow.md, "Time to
+    # quality: a longer, logit-normal Flow-1").
     FlowRecipe(name="rf-pixel", description="pixel rectified flow (the ddpm UNet)",
                network=_PIXEL_UNET, learning_rate=1e-3, batch_size=64,
                max_steps=7000, time_sampling="logit_normal"),
@@ -386,7 +386,7 @@ RECIPES = {recipe.name: recipe for recipe in (
     # comparison can be rerun.
     FlowRecipe(name="rf-pixel-uniform", description="the first rf-pixel recipe "
                "(uniform t, batch 128)", network=_PIXEL_UNET, learning_rate=1e-3),
-    # The rf-pixel recipe on latents: Euler 8 FID 54.2 -> 22.2.
+    # The rf-pixel recipe on latents (docs/rectified_flow.md#the-shipped-flows).
     LatentFlowRecipe(name="rf-latent",
                      description="latent rectified flow (the ldm UNet)",
                      network=_LATENT_UNET, learning_rate=1e-3, batch_size=64,
