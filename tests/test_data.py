@@ -182,3 +182,19 @@ def test_a_model_fits_on_batches_made_without_tensorflow():
                         shuffle=False)
     assert int(model.optimizer.iterations) == 10
     assert len(history.history["loss"]) == 2
+
+
+def test_without_tensorflow_training_the_evaluator_says_it_needs_it(
+        monkeypatch, tmp_path):
+    """Its augmentation is a tf.data pipeline: refused before anything is
+    written, with what to do."""
+    import sys
+
+    from keras_diffusion.app.train_evaluator import train_evaluator
+
+    _write_mnist_dir(tmp_path, count=20)
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # not installed
+    out = tmp_path / "judge"
+    with pytest.raises(ValueError, match="needs TensorFlow.*pip install tensorflow"):
+        train_evaluator(data=str(tmp_path), out_dir=str(out), verbose=0)
+    assert not out.exists()

@@ -1,5 +1,6 @@
 """`train_evaluator()`: the library function behind `kd train evaluator`."""
 
+import importlib.util
 import json
 import os
 import time
@@ -69,6 +70,11 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
             raise ValueError(f"`{name}` must be >= 1. Got {value}")
     if learning_rate <= 0:
         raise ValueError(f"`learning_rate` must be > 0. Got {learning_rate}")
+    if importlib.util.find_spec("tensorflow") is None:
+        raise ValueError(
+            "Training the evaluator needs TensorFlow: its augmentation (random "
+            "shifts and rotations) runs in a tf.data pipeline. Install it "
+            "(`pip install tensorflow`), or train the evaluator where it is.")
     (train_images, train_labels), (test_images, test_labels), num_classes = (
         _labelled_splits(data, image_size, channels))
     out_dir = check_writable_dir(out_dir or os.path.join("runs", "evaluator"))
