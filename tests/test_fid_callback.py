@@ -281,3 +281,36 @@ def test_kd_train_eval_every_logs_fid(mnist_dir, tmp_path, quick_train):
     quick_train(mnist_dir, out, max_steps=6, eval_every=2, eval_images=8)
     with open(out / "fid.csv") as f:
         assert [int(row["step"]) for row in csv.DictReader(f)] == [2, 4, 6]
+
+
+def _cpu_devices():
+    from keras_diffusion.utils import jax_cpu
+
+    return min(jax_cpu.usable_cores(), jax_cpu.MAX_DEVICES)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax" or _cpu_devices() < 2,
+                    reason="JAX trains data-parallel over several CPU cores")
+def test_kd_train_eval_every_data_parallel_over_cpu_devices(mnist_dir, tmp_path):
+    """A fresh `kd` under JAX splits the CPU into devices and trains
+    data-parallel; the evaluator behind --eval-every must still predict
+    (loaded inside the distribution, its variables were a mix of one-device
+    and replicated ones, which JAX refused)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    batch_size = 4 * _cpu_devices()  # splits evenly among the devices
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_diffusion_cli.main", "train", "ddpm",
+         "--data", mnist_dir, "--max-steps", "1", "--batch-size", str(batch_size),
+         "--eval-every", "1", "--eval-images", "8", "--out", str(out)],
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True,
+        text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Training data-parallel on" in result.stdout, result.stdout[-2000:]
+    with open(out / "fid.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [row["step"] for row in rows] == ["1"]
+    assert np.isfinite(float(rows[0]["fid"]))

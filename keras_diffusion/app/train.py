@@ -133,6 +133,11 @@ def train(kind, data=None, epochs=None, max_steps=None, batch_size=None,
     Returns:
         The path of the saved `.keras` model.
     """
+    if eval_every is not None:
+        # Loaded outside the distribution: under JAX a model loaded inside
+        # one gets a mix of one-device and replicated variables, which its
+        # predict function refuses.
+        evaluator = as_evaluator(evaluator)
     if distribute:
         context = data_parallel()
     elif distribute is None:
