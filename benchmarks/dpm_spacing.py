@@ -64,12 +64,15 @@ def main():
     import keras
     from _tables import model_with_floor
 
+    from keras_diffusion.guidance import Conditioning
     from keras_diffusion.samplers import DPMSolverSampler
     from keras_diffusion.samplers import make_step_function
     from keras_diffusion.samplers import run_sampler
 
     model, evaluator, floor, labels = model_with_floor(args.model, args.num,
                                                        args.data)
+    conditioning = Conditioning.resolve(
+        model, args.num, labels, None if labels is None else args.guidance)
     noise = np.random.default_rng(0).standard_normal(
         (args.num,) + model.image_shape).astype("float32")
     print(f"model {args.model}, backend {keras.backend.backend()}, {args.num} "
@@ -91,10 +94,7 @@ def main():
         start = time.perf_counter()
         outputs = []
         for begin in range(0, args.num, args.batch_size):
-            context = None
-            if labels is not None:
-                context = model.sampling_context(labels, args.guidance, begin,
-                                                 args.batch_size)
+            context = conditioning.context(begin, begin + args.batch_size)
             outputs.append(run_sampler(sampler, step_fn,
                                        noise[begin : begin + args.batch_size],
                                        progress=False, context=context))

@@ -13,7 +13,7 @@ TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "ldm-eps", "cfg", "cfg-channel"
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
                    ".keras path; steers toward --class, or without it one row "
-                   "per digit. Samples with dpm-sde in 10 steps unless "
+                   "per class. Samples with dpm-sde in 10 steps unless "
                    "--sampler is given.")
 CLASSIFIER_SCALE_HELP = ("Classifier guidance scale, 0 to 100 (0: unguided; "
                          "default: guidance.DEFAULT_CLASSIFIER_SCALE, 5).")
@@ -103,6 +103,8 @@ def _one_line(error):
 # Library parameters whose flag is not `--` + the name with dashes.
 _FLAG_OF = {"label": "--class", "num_images": "--num", "num_steps": "--steps",
             "out_dir": "--out", "flow": "--from", "overwrite": "--overwrite"}
+# Model parameters that a command's flag sets through a library function.
+_SET_BY = {"labels": "label"}
 
 
 def _in_flags(message):
@@ -116,6 +118,8 @@ def _in_flags(message):
              for name in context.params}
     flags.update({name: flag for name, flag in _FLAG_OF.items()
                   if flag.lstrip("-") in context.params or name in context.params})
+    flags.update({name: flags[param] for name, param in _SET_BY.items()
+                  if param in flags})
     for name, flag in flags.items():
         message = message.replace(f"`{name}`", flag)
     return message
@@ -226,7 +230,8 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
     with a larger --max-steps trains it on; --overwrite starts over. One
     `kd train` at a time may use an --out directory.
 
-    KIND `evaluator` trains the digit classifier that `kd evaluate` uses
+    KIND `evaluator` trains the classifier of the --data images (MNIST
+    digits by default) that `kd evaluate` uses
     (in a few minutes; it does not resume). KIND `reflow` trains Flow-2 on
     pairs drawn from the flow given by --from, into OUT/pairs.npz and
     OUT/reflow.keras (see docs/rectified_flow.md). KIND `classifier` trains
@@ -350,7 +355,7 @@ def sample(model, sampler, steps, eta, num, label, guidance, seed, out, animate,
 @click.option("--evaluator", default=None, help=EVALUATOR_HELP)
 @click.option("--class", "label", type=int, default=None,
               help="Class-conditional models (or with --classifier): sample "
-                   "only this digit (default: every digit in turn).")
+                   "only this class (default: every class in turn).")
 @click.option("--guidance", type=float, default=None,
               help="Class-conditional models: guidance weight, 0 to 20 (default 4).")
 @click.option("--classifier", default=None, help=CLASSIFIER_HELP)

@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import randomize
+from keras_diffusion.guidance import classifier_guided_model_fn
 from keras_diffusion.guidance import classifier_log_prob_gradient
 from keras_diffusion.models import DDPM
 from keras_diffusion.models import NoisyClassifier
@@ -93,7 +94,7 @@ def test_guided_noise_is_the_formula_and_compiled_matches_eager():
     t, labels, scale = np.array(400, "int32"), np.array([2, 7]), 3.0
     context = {"labels": keras.ops.convert_to_tensor(labels.astype("int32")),
                "classifier_scale": keras.ops.convert_to_tensor(np.float32(scale))}
-    guided = _np(model.classifier_model_fn(classifier)(x, t, context))
+    guided = _np(classifier_guided_model_fn(model, classifier)(x, t, context))
     eps = _np(model.predict_noise(x, t))
     gradient = _np(classifier_log_prob_gradient(classifier, x, t, labels))
     noise_rate = np.sqrt(1.0 - model.schedule.alphas_cumprod[400])
@@ -184,7 +185,7 @@ def test_classifier_needs_an_unconditional_pixel_ddpm():
     with pytest.raises(ValueError, match="RectifiedFlow"):
         flow.generate(2, num_steps=2, labels=3, classifier=classifier,
                       progress=False)
-    with pytest.raises(ValueError, match="needs a `classifier`"):
+    with pytest.raises(ValueError, match="needs `classifier`"):
         _tiny_ddpm().generate(2, num_steps=2, classifier_scale=1.0, progress=False)
     other = NoisyClassifier(TimeConditionedClassifier(widths=(8, 16),
                                                       embedding_dim=16),
@@ -285,3 +286,20 @@ def test_train_classifier_recipe(mnist_dir, tmp_path):
                             expected_type=NoisyClassifier)
     assert classifier.num_classes == 10
     assert not (tmp_path / "samples").exists()
+
+
+def test_classifier_scale_zero_keeps_the_labels_but_does_not_steer():
+    from keras_diffusion.guidance import Conditioning
+
+    model, classifier = _tiny_ddpm(), _tiny_classifier()
+    conditioning = Conditioning.resolve(model, 2, labels=[3, 5],
+                                        classifier=classifier,
+                                        classifier_scale=0.0)
+    np.testing.assert_array_equal(conditioning.labels, [3, 5])
+    assert conditioning.steering_classifier is None
+    assert conditioning.context() is None
+    steered = Conditioning.resolve(model, 2, labels=3, classifier=classifier)
+    assert steered.steering_classifier is classifier
+    assert steered.classifier_scale == 1.0
+    assert float(keras.ops.convert_to_numpy(
+        steered.context()["classifier_scale"])) == 1.0

@@ -189,3 +189,30 @@ def test_cli_class_on_unconditional_model(tiny_unet, tmp_path_factory, tmp_path)
     assert result.exit_code == 2, result.output
     assert "unconditional" in result.output
     assert not list(tmp_path.iterdir())
+
+
+def test_conditioning_is_resolved_once_with_errors_naming_parameters(tiny_unet):
+    from keras_diffusion.guidance import Conditioning
+
+    model = _conditional_model()
+    conditioning = Conditioning.resolve(model, 3, labels=4, guidance=2.5)
+    np.testing.assert_array_equal(conditioning.labels, [4, 4, 4])
+    assert conditioning.guidance == 2.5 and conditioning.classifier is None
+    context = conditioning.context(1, 3)
+    np.testing.assert_array_equal(_np(context["labels"]), [4, 4])
+    assert float(_np(context["guidance"])) == 2.5
+    assert Conditioning.resolve(model, 3).context() is None
+    assert Conditioning.resolve(model, 2, labels=[1, 2]).guidance == 1.0
+    for kwargs, message in [
+        ({"labels": [1, 2]}, "`labels` must be one int class or one per image"),
+        ({"labels": 1.5}, "`labels` must be one int class"),
+        ({"labels": "a"}, "`labels` must be one int class"),
+        ({"labels": 10}, "`labels` must be a class in 0-9"),
+        ({"labels": 1, "guidance": 21.0}, "`guidance` must be"),
+        ({"labels": 1, "classifier_scale": 2.0}, "`classifier_scale` needs"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            Conditioning.resolve(model, 3, **kwargs)
+    with pytest.raises(ValueError, match="`labels` and `guidance` need a "
+                                         "class-conditional model"):
+        Conditioning.resolve(DDPM(tiny_unet), 3, labels=1, guidance=2.0)

@@ -9,7 +9,8 @@ refactor), on the same backend:
 
 Each shipped sampling model draws a few images with seed 0 through its
 default sampler and with each of its other samplers, the class-conditional
-`cfg` at guidance 0, 1 and 4, and the `ddpm` with classifier guidance.
+`cfg` at guidance 0, 1 and 4, and the `ddpm` with classifier guidance
+(at scale 5, and at 0, which must be exactly unguided).
 `--compare` prints the largest difference of each case and exits 1 when
 one is above `--tolerance` (float32 rounding: 1e-5 by default) or a case
 is missing.
@@ -39,6 +40,10 @@ def cases():
     yield "ddpm classifier 5", "ddpm", {"labels": [1, 2, 7, 8],
                                         "classifier": "classifier",
                                         "classifier_scale": 5.0,
+                                        "num_steps": 20}
+    yield "ddpm classifier 0", "ddpm", {"labels": [1, 2, 7, 8],
+                                        "classifier": "classifier",
+                                        "classifier_scale": 0.0,
                                         "num_steps": 20}
     for name in ("rf-pixel", "reflow-pixel", "rf-latent", "reflow-latent"):
         yield f"{name} default", name, {}

@@ -6,6 +6,8 @@ import os
 import keras
 import numpy as np
 
+from keras_diffusion.guidance import DEFAULT_GUIDANCE
+from keras_diffusion.guidance import cycled_labels
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.viz import save_image_grid
 
@@ -169,10 +171,11 @@ class SampleGrid(EpochGrid):
     def draw(self):
         num_images, kwargs, num_columns = self.num_images, {}, None
         if getattr(self.model, "conditional", False):
-            # Two rows, one column per class, with moderate guidance.
-            labels = np.tile(np.arange(self.model.num_classes), 2)
-            num_images, num_columns = len(labels), self.model.num_classes
-            kwargs = {"labels": labels, "guidance": 3.0}
+            # Two rows, one column per class, with the default guidance.
+            num_classes = self.model.num_classes
+            num_images, num_columns = 2 * num_classes, num_classes
+            kwargs = {"labels": cycled_labels(num_classes, num_images),
+                      "guidance": DEFAULT_GUIDANCE}
         images = self.model.generate(
             num_images, sampler=None, num_steps=self.num_steps, seed=self.seed,
             progress=False, **kwargs,

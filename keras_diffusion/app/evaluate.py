@@ -93,9 +93,12 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             model = load_model(model, expected_type=SAMPLING_MODELS)
         evaluator.check_image_shape(model.output_image_shape,
                                     "The model's samples")
-        labels, guidance, classifier, classifier_scale, _ = resolve_conditioning(
+        conditioning, _ = resolve_conditioning(
             model, num_images, label, guidance, classifier, classifier_scale,
             order="cycle")
+        labels, guidance = conditioning.labels, conditioning.guidance
+        classifier = conditioning.classifier
+        classifier_scale = conditioning.classifier_scale
         if classifier is not None:
             sampler, num_steps = classifier_sampler(sampler, num_steps)
         sampler = model.default_sampler if sampler is None else sampler

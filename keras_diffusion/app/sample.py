@@ -1,14 +1,16 @@
 """`sample()`: the library function behind `kd sample`."""
 
-import collections
 import os
 
 import numpy as np
 
 from keras_diffusion.guidance import DEFAULT_CLASSIFIER_SCALE
 from keras_diffusion.guidance import DEFAULT_GUIDANCE
+from keras_diffusion.guidance import Conditioning
+from keras_diffusion.guidance import check_classifier
 from keras_diffusion.guidance import check_classifier_scale
 from keras_diffusion.guidance import check_guidance
+from keras_diffusion.guidance import class_labels
 from keras_diffusion.guidance import class_rows
 from keras_diffusion.guidance import classifier_sampler
 from keras_diffusion.guidance import cycled_labels
@@ -26,15 +28,6 @@ from keras_diffusion.viz.animation import check_animation_path
 OUTPUT_FORMATS = (".png", ".npz")
 DEFAULT_NUM_IMAGES = 16
 ANIMATION_FRAMES = 50  # at most: the sampling steps shown, then the final grid
-
-# How a request is sampled, resolved once by `resolve_conditioning`: the
-# labels of the images (`None`: unconditional), the classifier-free
-# guidance weight, the classifier of classifier guidance and its scale, and
-# the grid's columns (one class per row, or `None`).
-Conditioning = collections.namedtuple(
-    "Conditioning",
-    ["labels", "guidance", "classifier", "classifier_scale", "num_columns"])
-
 
 def check_output_path(out):
     """Validates an output path before any work is done."""
@@ -57,20 +50,21 @@ def load_classifier(model, classifier):
         model: the model to sample from.
         classifier: a shipped name, a `.keras` path or a `NoisyClassifier`.
     """
-    model.check_classifier()
+    check_classifier(model)
     if not isinstance(classifier, NoisyClassifier):
         classifier = load_model(classifier, expected_type=NoisyClassifier)
-    model.check_classifier(classifier)
+    check_classifier(model, classifier)
     return classifier
 
 
 def resolve_conditioning(model, num_images=None, label=None, guidance=None,
                          classifier=None, classifier_scale=None, order="rows"):
-    """Checks a sampling request's conditioning and fills in its defaults.
+    """A sampling request's `Conditioning`, with the application's defaults.
 
-    The one place that `sample` and `evaluate` check `label`, `guidance`,
-    `classifier` and `classifier_scale` against the model, and choose the
-    labels of a conditional request.
+    Chooses the labels of a request (one class, or every class in the
+    order `order`), fills in `DEFAULT_GUIDANCE` or
+    `DEFAULT_CLASSIFIER_SCALE` and loads a classifier given by name; the
+    checks are `guidance.Conditioning.resolve`'s.
 
     Args:
         model: the model to sample from.
@@ -87,50 +81,35 @@ def resolve_conditioning(model, num_images=None, label=None, guidance=None,
             classes in turn; `cycled_labels`).
 
     Returns:
-        A `Conditioning`; its `labels` are `None` for an unconditional
-        request.
+        `(conditioning, num_columns)`: a `Conditioning` (its `labels` are
+        `None` for an unconditional request) and the grid's columns (one
+        class per row, or `None`).
     """
-    check_guidance(guidance)
-    check_classifier_scale(classifier_scale)
-    if classifier_scale is not None and classifier is None:
-        raise ValueError("`classifier_scale` needs `classifier` (a noisy-image "
-                         "classifier, such as the shipped `classifier`).")
+    num_classes = model.num_classes
     if classifier is not None:
+        check_guidance(guidance)  # before the classifier loads
+        check_classifier_scale(classifier_scale)
         classifier = load_classifier(model, classifier)
-        if guidance is not None:
-            raise ValueError("`guidance` (classifier-free) needs a "
-                             "class-conditional model; with `classifier`, set "
-                             "`classifier_scale`.")
         num_classes = classifier.num_classes
-    elif not model.conditional:
-        if label is not None or guidance is not None:
-            given = " and ".join(f"`{name}`" for name, value in
-                                 (("label", label), ("guidance", guidance))
-                                 if value is not None)
-            raise ValueError(
-                f"{given} need{'s' if ' and ' not in given else ''} a "
-                "class-conditional model (or `classifier`, for classifier "
-                "guidance); this one is unconditional.")
-        return Conditioning(None, None, None, None, None)
-    else:
-        num_classes = model.num_classes
-    if label is not None and not 0 <= label < num_classes:
-        raise ValueError(
-            f"`label` must be in 0-{num_classes - 1} (this model has "
-            f"{num_classes} classes). Got {label}"
-        )
-    num_columns = None
-    if label is not None:
-        labels = np.full((num_images or DEFAULT_NUM_IMAGES,), label)
-    elif order == "rows":
-        labels, num_columns = class_rows(num_classes, num_images)
-    else:
-        labels = cycled_labels(num_classes, num_images)
-    if classifier is None:
-        guidance = DEFAULT_GUIDANCE if guidance is None else float(guidance)
-        return Conditioning(labels, guidance, None, None, num_columns)
-    scale = DEFAULT_CLASSIFIER_SCALE if classifier_scale is None else classifier_scale
-    return Conditioning(labels, None, classifier, float(scale), num_columns)
+        if classifier_scale is None:
+            classifier_scale = DEFAULT_CLASSIFIER_SCALE
+    elif model.conditional and guidance is None:
+        guidance = DEFAULT_GUIDANCE
+    labels, num_columns = label, None  # unconditional: checked below
+    if num_classes is not None:
+        if label is not None:
+            labels = class_labels(label, 1, num_classes, name="label")
+            labels = np.full((num_images or DEFAULT_NUM_IMAGES,), labels[0])
+        elif order == "rows":
+            labels, num_columns = class_rows(num_classes, num_images)
+        else:
+            labels = cycled_labels(num_classes, num_images)
+    count = num_images or DEFAULT_NUM_IMAGES
+    if num_classes is not None:
+        count = len(labels)
+    conditioning = Conditioning.resolve(model, count, labels, guidance,
+                                        classifier, classifier_scale)
+    return conditioning, num_columns
 
 
 def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
@@ -191,12 +170,12 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
             raise ValueError("`animate` and `out` must be different files.")
     if not isinstance(model, SAMPLING_MODELS):
         model = load_model(model, expected_type=SAMPLING_MODELS)
-    conditioning = resolve_conditioning(model, num_images, label, guidance,
-                                        classifier, classifier_scale)
+    conditioning, num_columns = resolve_conditioning(
+        model, num_images, label, guidance, classifier, classifier_scale)
     if conditioning.classifier is not None:
         sampler, num_steps = classifier_sampler(sampler, num_steps)
     model.make_sampler(sampler, num_steps, eta)  # validates the step count
-    labels, num_columns = conditioning.labels, conditioning.num_columns
+    labels = conditioning.labels
     num_images = len(labels) if labels is not None else (
         num_images or DEFAULT_NUM_IMAGES)
     images = model.generate(

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from keras_diffusion.guidance import Conditioning
 from keras_diffusion.models import RectifiedFlow
 from keras_diffusion.samplers import EulerSampler
 from keras_diffusion.utils.checks import check_int
@@ -45,13 +46,13 @@ def straightness(model, noise, num_steps=16, labels=None, guidance=None,
             f"`noise` must have shape (N,) + {model.image_shape} with N >= 1. "
             f"Got {noise.shape}"
         )
-    labels = model.check_labels(labels, guidance, len(noise))
+    conditioning = Conditioning.resolve(model, len(noise), labels, guidance)
     sampler = EulerSampler(num_steps)
     step_fn = model.step_function(sampler, compile)
     total = 0.0
     for start in range(0, len(noise), batch_size):
         samples = noise[start : start + batch_size]
-        context = model.sampling_context(labels, guidance, start, batch_size)
+        context = conditioning.context(start, start + batch_size)
         sum_v = np.zeros(samples.shape, "float64")
         sum_v2 = np.zeros(samples.shape, "float64")
         for t, t_next in sampler.timesteps():

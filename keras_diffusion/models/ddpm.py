@@ -1,15 +1,12 @@
 import keras
-import numpy as np
 from keras import ops
 
-from keras_diffusion.guidance import classifier_log_prob_gradient
 from keras_diffusion.models.generative_model import GenerativeModel
 from keras_diffusion.models.generative_model import unpack_batch
 from keras_diffusion.samplers import DDIMSampler
 from keras_diffusion.samplers import DDPMSampler
 from keras_diffusion.samplers import DPMSolverSampler
 from keras_diffusion.schedules import as_schedule
-from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = ("ddpm", "ddim", "dpm", "dpm-sde")
@@ -45,7 +42,7 @@ class DDPM(GenerativeModel):
     `generate(n, labels=7, classifier=classifier, classifier_scale=s)`
     samples with `eps - s * sqrt(1 - alpha_bar_t) * grad_x log p(y | x_t, t)`
     in place of the predicted noise `eps`, at every step of DDIM, DDPM or
-    DPM-Solver++ (see `classifier_model_fn`).
+    DPM-Solver++ (see `guidance.classifier_guided_model_fn`).
 
     Conditioning, guidance, `generate` and saving are shared with
     `RectifiedFlow` through `GenerativeModel`.
@@ -157,85 +154,12 @@ class DDPM(GenerativeModel):
         return self.guided_output(noisy_images, self.network_times(timesteps),
                                   labels, guidance)
 
-    def check_classifier(self, classifier=None):
-        """Raises `ValueError` unless classifier guidance can steer this model.
-
-        It needs an unconditional pixel-space model and, if given, a
-        `NoisyClassifier` of images of this model's shape, trained with
-        this model's noise schedule.
-        """
-        from keras_diffusion.models.noisy_classifier import NoisyClassifier
-
-        if self.conditional:
-            raise ValueError(
-                "Classifier guidance steers an unconditional model; this one is "
-                "class-conditional: use classifier-free guidance (--guidance) "
-                "instead."
-            )
-        if getattr(self, "vae", None) is not None:
-            raise ValueError(
-                f"Classifier guidance needs a pixel-space DDPM; a "
-                f"{type(self).__name__} samples latents, which the noisy-image "
-                "classifier cannot read."
-            )
-        if classifier is None:
-            return
-        if not isinstance(classifier, NoisyClassifier):
-            raise ValueError(
-                "The classifier must be a NoisyClassifier (`kd train "
-                f"classifier`). Got a {type(classifier).__name__}"
-            )
-        if classifier.image_shape != self.image_shape:
-            raise ValueError(
-                f"The classifier reads images of shape {classifier.image_shape}, "
-                f"but this model samples {self.image_shape}."
-            )
-        if classifier.schedule.num_timesteps != self.schedule.num_timesteps or (
-            not np.allclose(classifier.schedule.alphas_cumprod,
-                            self.schedule.alphas_cumprod)
-        ):
-            raise ValueError(
-                f"The classifier was trained with the schedule "
-                f"{classifier.schedule!r}, but this model uses {self.schedule!r}; "
-                "train the classifier with the model's schedule."
-            )
-
-    def classifier_model_fn(self, classifier):
-        """The sampling step's network with classifier guidance.
-
-        Returns `(samples, t, context) -> eps_hat`, where `context` holds
-        `"labels"` and `"classifier_scale"` and
-        `eps_hat = eps - scale * sqrt(1 - alpha_bar_t) * grad_x log p(y | x_t, t)`
-        (the gradient from `classifier_log_prob_gradient`). The step stays
-        compiled on every backend: the gradient is taken inside
-        `tf.function`, `jax.jit` and the no-grad PyTorch step alike.
-        """
-
-        def model_fn(samples, t, context):
-            pred_noises = self.predict_noise(samples, t)
-            gradients = classifier_log_prob_gradient(classifier, samples, t,
-                                                     context["labels"])
-            return pred_noises - (
-                context["classifier_scale"] * self.schedule.noise_rates(t)
-                * ops.cast(gradients, pred_noises.dtype)
-            )
-
-        return model_fn
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None,
                      training=True):
         images, labels = unpack_batch(x, y)
         labels = self.training_labels(labels)
-        batch_size = ops.shape(images)[0]
-        # Drawn for the global batch under tf.distribute (see
-        # `draw_for_global_batch`), so replicas never share noise.
-        timesteps = draw_for_global_batch(
-            keras.random.randint, (batch_size,), minval=0,
-            maxval=self.schedule.num_timesteps, seed=self.seed_generator,
-        )
-        noises = draw_for_global_batch(keras.random.normal, ops.shape(images),
-                                       seed=self.seed_generator)
-        noisy_images = self.schedule.add_noise(images, noises, timesteps)
+        noisy_images, noises, timesteps = self.schedule.noisy_training_batch(
+            images, self.seed_generator)
         outputs = self.run_network(noisy_images, self.network_times(timesteps),
                                    labels, training=training)
         # Under a mixed dtype policy (say `mixed_bfloat16`) the network

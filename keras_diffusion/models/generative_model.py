@@ -2,9 +2,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_diffusion.guidance import check_classifier_scale
-from keras_diffusion.guidance import check_guidance
+from keras_diffusion.guidance import Conditioning
 from keras_diffusion.guidance import classifier_free_guidance
+from keras_diffusion.guidance import classifier_guided_model_fn
 from keras_diffusion.models.trainable_model import TrainableModel
 from keras_diffusion.samplers import make_step_function
 from keras_diffusion.samplers import run_sampler
@@ -126,8 +126,8 @@ class GenerativeModel(TrainableModel):
         """The sampling step's network: `(samples, t, context) -> prediction`.
 
         `t` is the sampler's time (a `DDPM`'s integer timestep, a flow's
-        time); `context` is `None` (unconditional) or `sampling_context`'s
-        labels and guidance weight (classifier-free guidance).
+        time); `context` is `None` (unconditional) or the labels and
+        guidance weight of classifier-free guidance (`Conditioning.context`).
         """
         times = self.network_times(t)
         if context is None:
@@ -170,8 +170,9 @@ class GenerativeModel(TrainableModel):
                 spaced and always including the last; `None` keeps every
                 step.
             classifier: a `NoisyClassifier` for classifier guidance of an
-                unconditional pixel-space `DDPM` (see `DDPM.check_classifier`);
-                `labels` are then the classes to steer toward.
+                unconditional pixel-space `DDPM` (see
+                `guidance.check_classifier`); `labels` are then the classes
+                to steer toward.
             classifier_scale: float >= 0, the classifier guidance scale
                 (default 1); 0 skips the classifier, so the samples are
                 exactly the unguided ones.
@@ -189,18 +190,14 @@ class GenerativeModel(TrainableModel):
         """
         if int(num_images) < 1:
             raise ValueError(f"`num_images` must be >= 1. Got {num_images}")
-        self._resolve_guidance(labels, guidance, num_images, classifier,
-                               classifier_scale)
-        self.make_sampler(sampler, num_steps, eta)  # fail before any work
+        conditioning = Conditioning.resolve(self, num_images, labels, guidance,
+                                            classifier, classifier_scale)
+        step_sampler = self.make_sampler(sampler, num_steps, eta)
         rng = np.random.default_rng(seed)
         noise = rng.standard_normal((num_images,) + self.image_shape).astype("float32")
-        samples = self.sample_from_noise(
-            noise, sampler, num_steps, eta, seed=rng, batch_size=batch_size,
-            progress=progress, compile=compile, labels=labels, guidance=guidance,
-            return_trajectory=return_trajectory,
-            trajectory_frames=trajectory_frames,
-            classifier=classifier, classifier_scale=classifier_scale,
-        )
+        samples = self._sample(noise, step_sampler, conditioning, rng,
+                               batch_size, progress, compile,
+                               return_trajectory, trajectory_frames)
         if not return_trajectory:
             return self.to_images(samples)
         samples, trajectory = samples
@@ -241,18 +238,25 @@ class GenerativeModel(TrainableModel):
                 f"`noise` must have shape (N,) + {self.image_shape} with "
                 f"N >= 1. Got {noise.shape}"
             )
+        conditioning = Conditioning.resolve(self, len(noise), labels, guidance,
+                                            classifier, classifier_scale)
+        return self._sample(noise, self.make_sampler(sampler, num_steps, eta),
+                            conditioning, seed, batch_size, progress, compile,
+                            return_trajectory, trajectory_frames)
+
+    def _sample(self, noise, step_sampler, conditioning, seed, batch_size,
+                progress, compile, return_trajectory, trajectory_frames):
+        """`sample_from_noise` with its arguments checked: `step_sampler` a
+        sampler object, `conditioning` a resolved `Conditioning`."""
         if int(batch_size) < 1:
             raise ValueError(f"`batch_size` must be >= 1. Got {batch_size}")
         batch_size = int(batch_size)
-        labels, classifier, classifier_scale = self._resolve_guidance(
-            labels, guidance, len(noise), classifier, classifier_scale
-        )
-        step_sampler = self.make_sampler(sampler, num_steps, eta)
         record_steps = None
         if return_trajectory:
             record_steps = trajectory_steps(len(step_sampler.timesteps()),
                                             trajectory_frames)
-        step_fn = self.step_function(step_sampler, compile, classifier=classifier)
+        step_fn = self.step_function(step_sampler, compile,
+                                     classifier=conditioning.steering_classifier)
         rng = np.random.default_rng(seed)
         batches = range(0, len(noise), batch_size)
         bar = None
@@ -269,8 +273,7 @@ class GenerativeModel(TrainableModel):
                     noise[start : start + batch_size],
                     seed=int(rng.integers(2**31)) + index,
                     progress=bar or False,
-                    context=self.sampling_context(labels, guidance, start,
-                                                  batch_size, classifier_scale),
+                    context=conditioning.context(start, start + batch_size),
                     record_steps=record_steps,
                 )
             )
@@ -278,26 +281,6 @@ class GenerativeModel(TrainableModel):
             return np.concatenate(outputs)
         return (np.concatenate([samples for samples, _ in outputs]),
                 np.concatenate([frames for _, frames in outputs], axis=1))
-
-    def sampling_context(self, labels, guidance, start=0, batch_size=None,
-                         classifier_scale=None):
-        """The `context` of the compiled step for one batch (or `None`)."""
-        if labels is None:
-            return None
-        stop = None if batch_size is None else start + batch_size
-        if classifier_scale is not None:
-            return {
-                "labels": ops.convert_to_tensor(labels[start:stop]),
-                "classifier_scale": ops.convert_to_tensor(
-                    np.float32(classifier_scale)
-                ),
-            }
-        return {
-            "labels": ops.convert_to_tensor(labels[start:stop]),
-            "guidance": ops.convert_to_tensor(
-                np.float32(1.0 if guidance is None else guidance)
-            ),
-        }
 
     @property
     def output_image_shape(self):
@@ -308,74 +291,6 @@ class GenerativeModel(TrainableModel):
     def to_images(self, samples):
         """Samples -> images in [0, 1] (NumPy)."""
         return np.clip((samples + 1.0) / 2.0, 0.0, 1.0)
-
-    def check_classifier(self, classifier=None):
-        """Raises `ValueError` unless classifier guidance can steer this model.
-
-        Only an unconditional pixel-space `DDPM` takes a classifier (see
-        `DDPM.check_classifier`); a class-conditional model has
-        classifier-free guidance instead.
-        """
-        raise ValueError(
-            "Classifier guidance steers an unconditional pixel-space DDPM; a "
-            f"{type(self).__name__} cannot use it."
-        )
-
-    def classifier_model_fn(self, classifier):
-        """`(samples, t, context) -> prediction` with classifier guidance."""
-        raise NotImplementedError
-
-    def _resolve_guidance(self, labels, guidance, num_images, classifier,
-                          classifier_scale):
-        """Validated `(labels, classifier, classifier_scale)` for sampling.
-
-        Without a classifier: a conditional model's labels (or `None`). With
-        one: the classes to steer toward; a scale of 0 drops the classifier,
-        so that sampling is exactly unguided.
-        """
-        if classifier is None:
-            if classifier_scale is not None:
-                raise ValueError("`classifier_scale` needs a `classifier`.")
-            return self.check_labels(labels, guidance, num_images), None, None
-        self.check_classifier(classifier)
-        if guidance is not None:
-            raise ValueError("`guidance` (classifier-free) needs a "
-                             "class-conditional model; with a classifier, set "
-                             "`classifier_scale`.")
-        scale = 1.0 if classifier_scale is None else check_classifier_scale(
-            classifier_scale)
-        if labels is None:
-            raise ValueError("Classifier guidance needs class labels to steer "
-                             "toward.")
-        labels = np.broadcast_to(np.asarray(labels, "int32"), (int(num_images),))
-        if labels.min() < 0 or labels.max() >= classifier.num_classes:
-            raise ValueError(
-                f"Class labels must be in 0-{classifier.num_classes - 1}. "
-                f"Got {sorted(set(labels.tolist()))}"
-            )
-        if scale == 0:
-            return None, None, None
-        return labels, classifier, scale
-
-    def check_labels(self, labels, guidance, num_images):
-        """`labels` as `num_images` int32 class labels (or `None`), checked
-        against this model's classes and `guidance`; `ValueError` if not."""
-        check_guidance(guidance)
-        if labels is None:
-            if guidance is not None and self.conditional:
-                raise ValueError("Guidance needs class labels to steer toward.")
-            return None
-        if not self.conditional:
-            raise ValueError(
-                "This model is unconditional: it takes no class labels."
-            )
-        labels = np.broadcast_to(np.asarray(labels, "int32"), (num_images,))
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise ValueError(
-                f"Class labels must be in 0-{self.num_classes - 1}. "
-                f"Got {sorted(set(labels.tolist()))}"
-            )
-        return labels
 
     def step_function(self, sampler, compile=True, classifier=None):
         """The compiled sampling step of `sampler` on this model's network
@@ -396,7 +311,7 @@ class GenerativeModel(TrainableModel):
         if key not in self._step_functions:
             model_fn, variables = self.model_fn, self.network.variables
             if classifier is not None:
-                model_fn = self.classifier_model_fn(classifier)
+                model_fn = classifier_guided_model_fn(self, classifier)
                 variables = variables + classifier.variables
             self._step_functions[key] = make_step_function(
                 sampler, model_fn, variables, compile)

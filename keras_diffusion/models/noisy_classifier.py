@@ -5,7 +5,6 @@ from keras import ops
 from keras_diffusion.models.generative_model import unpack_batch
 from keras_diffusion.models.trainable_model import TrainableModel
 from keras_diffusion.schedules import as_schedule
-from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 
@@ -81,16 +80,10 @@ class NoisyClassifier(TrainableModel):
         if labels is None:
             raise ValueError("A NoisyClassifier trains on labelled images: "
                              "`model.fit(images, labels)`.")
-        batch_size = ops.shape(images)[0]
-        # Drawn for the global batch under tf.distribute, as DDPM draws them
-        # (see `draw_for_global_batch`), so replicas never share noise.
-        timesteps = draw_for_global_batch(
-            keras.random.randint, (batch_size,), minval=0,
-            maxval=self.schedule.num_timesteps, seed=self.seed_generator,
-        )
-        noises = draw_for_global_batch(keras.random.normal, ops.shape(images),
-                                       seed=self.seed_generator)
-        noisy_images = self.schedule.add_noise(images, noises, timesteps)
+        # Drawn for the global batch under tf.distribute, as DDPM draws them,
+        # so replicas never share noise.
+        noisy_images, _, timesteps = self.schedule.noisy_training_batch(
+            images, self.seed_generator)
         logits = self.logits(noisy_images, timesteps, training=training)
         losses = keras.losses.sparse_categorical_crossentropy(
             ops.reshape(labels, (-1,)), logits, from_logits=True

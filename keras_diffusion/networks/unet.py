@@ -1,5 +1,4 @@
 import keras
-from keras import ops
 
 from keras_diffusion.layers import AttentionBlock
 from keras_diffusion.layers import Conv2D

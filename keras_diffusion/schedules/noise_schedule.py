@@ -2,6 +2,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_diffusion.utils.replicas import draw_for_global_batch
+
 
 class NoiseSchedule:
     """Base class of discrete noise schedules over `num_timesteps` steps.
@@ -64,6 +66,29 @@ class NoiseSchedule:
         signal_rates = ops.reshape(self.signal_rates(timesteps), (-1, 1, 1, 1))
         noise_rates = ops.reshape(self.noise_rates(timesteps), (-1, 1, 1, 1))
         return signal_rates * images + noise_rates * noises
+
+    def noisy_training_batch(self, images, seed):
+        """Draws a timestep and a noise for each image of a training batch
+        and noises the images with them.
+
+        Both are drawn for the global batch under `tf.distribute` (see
+        `utils.replicas.draw_for_global_batch`), so replicas never share
+        noise; the timesteps first, then the noise.
+
+        Args:
+            images: float tensor `(batch, height, width, channels)`, x_0.
+            seed: the model's `keras.random.SeedGenerator`.
+
+        Returns:
+            `(noisy_images, noises, timesteps)`: x_t, epsilon and t.
+        """
+        timesteps = draw_for_global_batch(
+            keras.random.randint, (ops.shape(images)[0],), minval=0,
+            maxval=self.num_timesteps, seed=seed,
+        )
+        noises = draw_for_global_batch(keras.random.normal, ops.shape(images),
+                                       seed=seed)
+        return self.add_noise(images, noises, timesteps), noises, timesteps
 
     def get_config(self):
         return {"num_timesteps": self.num_timesteps}
