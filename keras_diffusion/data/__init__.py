@@ -4,9 +4,9 @@ from keras_diffusion.data.errors import DataError
 from keras_diffusion.data.loader import ImageData
 from keras_diffusion.data.loader import describe_data
 from keras_diffusion.data.loader import load_images
+from keras_diffusion.data.idx import read_idx
 from keras_diffusion.data.mnist import check_mnist
 from keras_diffusion.data.mnist import load_mnist
-from keras_diffusion.data.mnist import read_idx
 from keras_diffusion.data.pipeline import make_dataset
 from keras_diffusion.data.ranges import to_model_range
 from keras_diffusion.data.splits import load_splits

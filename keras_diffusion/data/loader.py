@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from keras_diffusion.data import image_folder
-from keras_diffusion.data import mnist
+from keras_diffusion.data import idx
 from keras_diffusion.data import npz
 from keras_diffusion.data import tfds_source
 from keras_diffusion.data.errors import DataError
@@ -189,8 +189,8 @@ def _read(source, split):
     if not os.path.exists(path):
         raise DataError(f"Data path {path!r} does not exist. Pass {SOURCES}.")
     read = dict(source=path, class_names=None, names=None)
-    if os.path.isdir(path) and mnist.has_idx_files(path):
-        images, labels, image_file, label_file = mnist.read_idx_dir(path, split)
+    if os.path.isdir(path) and idx.has_idx_files(path):
+        images, labels, image_file, label_file = idx.read_idx_dir(path, split)
         read.update(images=images, labels=labels,
                     images_origin=f"images in {image_file!r}",
                     labels_origin=f"labels in {label_file!r}")
