@@ -2,6 +2,8 @@
 
 from keras_diffusion.data import load_mnist
 from keras_diffusion.data import to_model_range
+from keras_diffusion.models import NoisyClassifier
+from keras_diffusion.presets import load_model
 
 DEFAULT_TIMESTEPS = (0, 100, 200, 300, 400, 500, 600, 700, 800, 900, 999)
 
@@ -31,9 +33,6 @@ def accuracy_vs_t(classifier="classifier", data=None, timesteps=DEFAULT_TIMESTEP
     >>> accuracy_vs_t("classifier", data="../shared/data/mnist", timesteps=[0, 500])
     [(0, 0.98...), (500, 0.8...)]
     """
-    from keras_diffusion.models import NoisyClassifier
-    from keras_diffusion.presets import load_model
-
     if not isinstance(classifier, NoisyClassifier):
         classifier = load_model(classifier, expected_type=NoisyClassifier)
     if num_images is not None and int(num_images) < 1:

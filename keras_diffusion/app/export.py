@@ -23,6 +23,14 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_diffusion.guidance import DEFAULT_GUIDANCE
+from keras_diffusion.guidance import PER_CLASS_DEFAULT
+from keras_diffusion.models import SAMPLING_MODELS
+from keras_diffusion.presets import load_model
+from keras_diffusion.utils.io import atomic_directory
+from keras_diffusion.utils.io import check_writable_dir
+from keras_diffusion.version import __version__
+
 # format -> file extension of each exported network ("" is a directory)
 FORMATS = {"onnx": ".onnx", "tf_saved_model": "", "litert": ".tflite"}
 EXPORT_SAMPLERS = ("dpm", "ddim", "euler", "heun")
@@ -100,11 +108,6 @@ def export_model(model="cfg", out_dir="export", format="onnx", sampler=None,
     >>> export_model("cfg", "cfg_onnx", format="onnx")
     >>> # python examples/sample_onnx.py cfg_onnx --class 3 --out three.png
     """
-    from keras_diffusion.models import SAMPLING_MODELS
-    from keras_diffusion.presets import load_model
-    from keras_diffusion.utils.io import atomic_directory
-    from keras_diffusion.utils.io import check_writable_dir
-
     if format not in FORMATS:
         raise ValueError(
             f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}."
@@ -183,9 +186,6 @@ def sampler_spec(model, sampler=None, num_steps=None):
     Returns:
         A JSON-ready dict.
     """
-    from keras_diffusion.guidance import DEFAULT_GUIDANCE
-    from keras_diffusion.guidance import PER_CLASS_DEFAULT
-
     name = sampler
     if name is None:
         # An exported step takes no noise: the deterministic default.
@@ -397,6 +397,4 @@ def _float32(value):
 
 
 def _version():
-    from keras_diffusion.version import __version__
-
     return __version__

@@ -14,6 +14,7 @@ from keras_diffusion.guidance import cycled_labels
 from keras_diffusion.metrics import as_evaluator
 from keras_diffusion.metrics import feature_statistics
 from keras_diffusion.metrics import frechet_distance_from_statistics
+from keras_diffusion.models import SAMPLING_MODELS
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_file
 
@@ -284,8 +285,6 @@ class FIDCallback(keras.callbacks.Callback):
     # ------------------------------------------------------------- helpers
 
     def _check_model(self):
-        from keras_diffusion.models import SAMPLING_MODELS
-
         if not isinstance(self.model, SAMPLING_MODELS):
             raise ValueError(
                 "FIDCallback samples the model it trains, so it needs a DDPM, "

@@ -4,6 +4,9 @@ import numpy as np
 
 from keras_diffusion.data import load_splits
 from keras_diffusion.metrics.frechet_distance import frechet_distance
+from keras_diffusion.networks import MNISTClassifier
+from keras_diffusion.presets import load_model
+from keras_diffusion.presets import resolve_model_path
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import read_npz
 
@@ -76,8 +79,6 @@ class Evaluator:
     """
 
     def __init__(self, classifier, batch_size=500, source=None, reference=None):
-        from keras_diffusion.networks import MNISTClassifier
-
         if not isinstance(classifier, MNISTClassifier):
             raise ValueError(
                 "`classifier` must be a MNISTClassifier (see `kd train "
@@ -96,10 +97,6 @@ class Evaluator:
         """Loads a classifier by shipped name, `.keras` path, preset
         directory or hub handle, with its saved reference features if it
         has them (`reference_path`)."""
-        from keras_diffusion.networks import MNISTClassifier
-        from keras_diffusion.presets import load_model
-        from keras_diffusion.presets import resolve_model_path
-
         path = os.path.abspath(resolve_model_path(name_or_path))
         classifier = load_model(path, expected_type=MNISTClassifier)
         reference = None
@@ -339,8 +336,6 @@ def as_evaluator(evaluator=None):
     """An `Evaluator` from what a user passes: `None` (the shipped MNIST
     evaluator), an `Evaluator`, an `MNISTClassifier`, or a shipped name,
     `.keras` path, preset directory or hub handle of one."""
-    from keras_diffusion.networks import MNISTClassifier
-
     if evaluator is None:
         return Evaluator.load()
     if isinstance(evaluator, Evaluator):

@@ -100,18 +100,3 @@ class NoiseSchedule:
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
-
-
-def as_schedule(schedule):
-    """Returns a `NoiseSchedule` from an instance, a name or a config dict."""
-    if isinstance(schedule, NoiseSchedule):
-        return schedule
-    if isinstance(schedule, str):
-        from keras_diffusion.schedules import SCHEDULES
-
-        if schedule not in SCHEDULES:
-            raise ValueError(
-                f"Unknown schedule {schedule!r}; choose one of {sorted(SCHEDULES)}."
-            )
-        return SCHEDULES[schedule]()
-    return keras.saving.deserialize_keras_object(schedule)
