@@ -17,7 +17,7 @@ optimizations in docs/performance.md were found: JAX's operations running
 one at a time, and Keras' `GroupNormalization` arithmetic under PyTorch.
 
 `--before VARIANT` runs the library as before one of the optimizations
-(`performance.as_before`: `kerasgn`, `kerasconv`, `transpose`,
+(`performance_workers.as_before`: `kerasgn`, `kerasconv`, `transpose`,
 `onedevice`). `--sampling` times compiled DDIM steps of the shipped
 `ddpm` model on `--images` noise images instead of training; with
 `--torch-compile` (PyTorch), also the same step through `torch.compile`.
@@ -46,7 +46,7 @@ def main():
     parser.add_argument("--before", default=None,
                         choices=["kerasgn", "kerasconv", "transpose", "onedevice"],
                         help="run as before this optimization "
-                             "(performance.as_before)")
+                             "(performance_workers.as_before)")
     parser.add_argument("--sampling", action="store_true",
                         help="time compiled DDIM steps instead of training")
     parser.add_argument("--images", type=int, default=256,
@@ -61,7 +61,7 @@ def main():
     if os.environ.get("KERAS_BACKEND") == "jax" and not args.one_device:
         jax_cpu.split_cpu_into_devices()  # as `kd` does
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from performance import as_before
+    from performance_workers import as_before
 
     with as_before(args.before):
         if args.sampling:
@@ -104,7 +104,7 @@ def _time_sampling(args):
     import numpy as np
 
     from keras_diffusion.presets import load_model
-    from performance import first_step_args
+    from performance_workers import first_step_args
 
     backend = keras.backend.backend()
     model = load_model("ddpm")

@@ -1,5 +1,7 @@
 import keras
 
+from keras_diffusion.utils import fast_paths
+
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
 class Conv2D(keras.layers.Conv2D):
@@ -14,7 +16,8 @@ class Conv2D(keras.layers.Conv2D):
     this layer passes that view to `torch.nn.functional.conv2d`, with the
     bias added inside the convolution rather than in a second pass, and
     views the result back, copying nothing. Elsewhere (other backends,
-    channels-first data) it is the Keras layer unchanged.
+    channels-first data), or with the fast path `"torch_conv"` turned off
+    (`keras_diffusion.utils.fast_paths`), it is the Keras layer unchanged.
 
     Args:
         filters: int, output channels.
@@ -32,7 +35,8 @@ class Conv2D(keras.layers.Conv2D):
 
     def call(self, inputs):
         if (keras.backend.backend() != "torch"
-                or self.data_format != "channels_last"):
+                or self.data_format != "channels_last"
+                or not fast_paths.enabled("torch_conv")):
             return super().call(inputs)
         import torch
 

@@ -1,5 +1,7 @@
 import keras
 
+from keras_diffusion.utils import fast_paths
+
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
 class GroupNorm(keras.layers.GroupNormalization):
@@ -8,10 +10,11 @@ class GroupNorm(keras.layers.GroupNormalization):
     Same arguments, weights (`gamma`, `beta`) and results as the Keras
     layer. Under the torch backend, for float32 inputs normalized over the
     last axis, it calls `torch.nn.functional.group_norm` on a channels-first
-    view instead of Keras' generic reshape/moments arithmetic, a thousand
-    small `sum`, `div` and `mul` kernels per step (docs/performance.md has
-    the profile).
-    Elsewhere it is the Keras layer unchanged.
+    view instead of Keras' generic reshape/moments arithmetic, many small
+    `sum`, `div` and `mul` kernels per step (docs/performance.md has the
+    profile). Elsewhere, or with the fast path `"torch_group_norm"` turned
+    off (`keras_diffusion.utils.fast_paths`), it is the Keras layer
+    unchanged.
 
     Args:
         groups: int, number of groups the channels are split into.
@@ -41,6 +44,7 @@ class GroupNorm(keras.layers.GroupNormalization):
 
     def _fused(self, inputs):
         return (keras.backend.backend() == "torch"
+                and fast_paths.enabled("torch_group_norm")
                 and self.axis in (-1, len(inputs.shape) - 1)
                 and keras.backend.standardize_dtype(inputs.dtype) == "float32"
                 and self.compute_dtype == "float32")

@@ -1,6 +1,8 @@
 import keras
 from keras import ops
 
+from keras_diffusion.utils import fast_paths
+
 
 @keras.saving.register_keras_serializable(package="keras_diffusion")
 class Upsample(keras.layers.Layer):
@@ -11,8 +13,10 @@ class Upsample(keras.layers.Layer):
     kernel for a transposed (input-dilated) convolution. Under PyTorch it
     calls `torch.nn.functional.conv_transpose2d` on a channels-first view
     (`torch_conv_transpose`), without the layout copies and crop of Keras'
-    generic path (docs/performance.md has the measurements). The
-    weights and the result are the same on every backend.
+    generic path (docs/performance.md has the measurements). With the fast
+    path `"transposed_conv"` turned off (`keras_diffusion.utils.fast_paths`),
+    or under TensorFlow, it calls the `Conv2DTranspose` layer. The weights
+    and the result are the same on every backend and either way.
 
     Args:
         channels: int, output channels.
@@ -38,10 +42,10 @@ class Upsample(keras.layers.Layer):
 
     def call(self, inputs):
         backend = keras.backend.backend()
-        if backend == "jax":
+        if backend == "jax" and fast_paths.enabled("transposed_conv"):
             return subpixel_conv_transpose(inputs, self.conv.kernel,
                                            self.conv.bias)
-        if backend == "torch":
+        if backend == "torch" and fast_paths.enabled("transposed_conv"):
             return torch_conv_transpose(inputs, self.conv.kernel,
                                         self.conv.bias)
         return self.conv(inputs)

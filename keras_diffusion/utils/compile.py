@@ -4,6 +4,8 @@ import functools
 
 import keras
 
+from keras_diffusion.utils import fast_paths
+
 
 def compile_function(fn, variables):
     """Returns `fn` compiled for the active backend, for inference.
@@ -16,7 +18,9 @@ def compile_function(fn, variables):
       keras-hub compiles generation). With several JAX CPU devices (one per
       core, `keras_diffusion.utils.jax_cpu`), the batch is split among them
       and the variables copied to each, so that every core works on its
-      part of the batch; a batch that does not split evenly stays on one.
+      part of the batch; a batch that does not split evenly stays on one
+      (as does every batch with the fast path `"batch_sharding"` off,
+      `keras_diffusion.utils.fast_paths`).
     - PyTorch: `fn` under `torch.no_grad()` (eager; no graph capture).
 
     Args:
@@ -77,8 +81,11 @@ def _batch_shardings(args):
     """JAX: `(split along the batch, copied to each)` shardings, or `None`.
 
     `None` unless the first argument is a batch that splits evenly among
-    several CPU devices (`cpu_devices_for`).
+    several CPU devices (`cpu_devices_for`), and the fast path
+    `"batch_sharding"` is on (`keras_diffusion.utils.fast_paths`).
     """
+    if not fast_paths.enabled("batch_sharding"):
+        return None
     if not args or not getattr(args[0], "ndim", 0):
         return None
     return _shardings_for_batch(int(args[0].shape[0]))

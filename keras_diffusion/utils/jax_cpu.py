@@ -3,7 +3,8 @@
 XLA's CPU backend runs a program's operations one after another, and the
 convolutions of this package's small UNets (a few million multiplies each)
 are too small to keep every core busy: a profile of a `ddpm` training
-step (docs/performance.md) shows each operation running alone. TensorFlow and PyTorch spread the same work over every core.
+step (docs/performance.md) shows each operation running alone. TensorFlow
+and PyTorch spread the same work over every core.
 
 The fix that is ours to make: ask XLA for one CPU device per core
 (`--xla_force_host_platform_device_count`, read once, when JAX starts its
