@@ -7,8 +7,8 @@ import sys
 import click
 
 BACKENDS = ("tensorflow", "jax", "torch")
-TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "ldm-eps", "cfg", "cfg-channel",
-               "cfg-xattn", "rf-pixel", "rf-pixel-uniform", "rf-latent",
+TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "ldm-eps", "cfg", "cfg-v",
+               "cfg-channel", "cfg-xattn", "rf-pixel", "rf-pixel-uniform", "rf-latent",
                "rf-latent-uniform", "reflow", "evaluator", "classifier")
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
@@ -100,11 +100,10 @@ def _one_line(error):
     return " ".join(str(error).split())
 
 
-# Library parameters whose flag is not `--` + the name with dashes.
-_FLAG_OF = {"label": "--class", "num_images": "--num", "num_steps": "--steps",
-            "out_dir": "--out", "flow": "--from", "overwrite": "--overwrite"}
-# Model parameters that a command's flag sets through a library function.
-_SET_BY = {"labels": "label"}
+# Library parameters that a command sets from a flag of another name
+# (`sample(num_images=...)` from --num, held by click as `num`).
+_SET_BY = {"num_images": "num", "num_steps": "steps", "labels": "label",
+           "format": "export_format"}
 
 
 def _in_flags(message):
@@ -114,10 +113,8 @@ def _in_flags(message):
     context = click.get_current_context(silent=True)
     if context is None:
         return message
-    flags = {name: _FLAG_OF.get(name, "--" + name.replace("_", "-"))
-             for name in context.params}
-    flags.update({name: flag for name, flag in _FLAG_OF.items()
-                  if flag.lstrip("-") in context.params or name in context.params})
+    flags = {param.name: param.opts[0] for param in context.command.params
+             if isinstance(param, click.Option)}
     flags.update({name: flags[param] for name, param in _SET_BY.items()
                   if param in flags})
     for name, flag in flags.items():
@@ -187,8 +184,8 @@ def cli(verbose):
 @click.option("--seed", type=int, default=0, show_default=True,
               callback=_seed)
 @click.option("--vae", default=None,
-              help="For the latent kinds (ldm, cfg, cfg-channel, cfg-xattn, "
-                   "rf-latent): a trained VAE (.keras path or shipped name); "
+              help="For the latent kinds (ldm, cfg, rf-latent and their "
+                   "variants): a trained VAE (.keras path or shipped name); "
                    "without it, one is trained first.")
 @click.option("--from", "flow", default=None,
               help="For reflow: the trained flow (Flow-1; .keras path or "
@@ -222,8 +219,8 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
     command to resume.
 
     The networks are built for the images of --data: their size, channels
-    and, for the class-conditional kinds (cfg, cfg-channel, cfg-xattn,
-    classifier), their classes.
+    and, for the class-conditional kinds (the cfg kinds and classifier),
+    their classes.
 
     A rerun after a crash, Ctrl-C or kill resumes from the last backup
     (every 10 steps); a rerun of a finished run says it is complete, or

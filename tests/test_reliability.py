@@ -375,7 +375,7 @@ def test_nan_weights_keep_the_last_good_epoch_and_a_rerun_resumes(
     backup = out / "backup"
     assert "NaN or Inf weights at the end of epoch 2" in message, message
     assert f"kept in {str(backup)!r}; rerunning resumes" in message, message
-    assert "--learning-rate" in message and "\n" not in message
+    assert "`learning_rate`" in message and "\n" not in message
     assert (out / "ddpm.keras").read_bytes() == good  # not replaced
     assert _epochs_logged(out) == [0]
     _check_backup(backup)

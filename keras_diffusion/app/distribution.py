@@ -97,7 +97,7 @@ def data_parallel(devices=None):
             yield replicas
     else:
         raise ValueError(
-            f"Data-parallel training (--distribute) is not supported under "
+            f"Data-parallel training (`distribute`) is not supported under "
             f"KERAS_BACKEND={backend}: keras.distribution in Keras "
             f"{keras.__version__} has no PyTorch implementation. Use "
             "KERAS_BACKEND=jax (several devices and hosts) or tensorflow "
@@ -181,7 +181,7 @@ def _tf_mirrored(devices):
         raise ValueError(
             f"{', '.join(set_variables)} set: training on several hosts is "
             "supported under KERAS_BACKEND=jax only; under tensorflow, "
-            "--distribute uses the devices of one machine."
+            "`distribute` uses the devices of one machine."
         )
     if tf.distribute.has_strategy():
         strategy = tf.distribute.get_strategy()

@@ -113,7 +113,7 @@ def export_model(model="cfg", out_dir="export", format="onnx", sampler=None,
             f"Unknown export format {format!r}; choose one of {', '.join(FORMATS)}."
         )
     if isinstance(batch_size, bool) or int(batch_size) < 1:
-        raise ValueError(f"--batch-size must be >= 1. Got {batch_size}")
+        raise ValueError(f"`batch_size` must be >= 1. Got {batch_size}")
     batch_size = int(batch_size)
     check_exporter(format)
     out_dir = os.fspath(out_dir)
@@ -159,7 +159,7 @@ def check_exporter(format, backend=None):
     backend = backend or keras.backend.backend()
     if (format, backend) in CANNOT:
         raise ValueError(
-            f"--format {format} cannot be exported under the {backend} "
+            f"`format` {format} cannot be exported under the {backend} "
             f"backend: {CANNOT[format, backend]}"
         )
     missing = [(name, how) for name, how in NEEDS.get((format, backend), ())
@@ -167,7 +167,7 @@ def check_exporter(format, backend=None):
     if missing:
         names = ", ".join(name for name, _ in missing)
         raise ValueError(
-            f"--format {format} under the {backend} backend needs {names}: "
+            f"`format` {format} under the {backend} backend needs {names}: "
             f"{missing[0][1]}."
         )
 
@@ -356,11 +356,11 @@ def _export(network, path, format, signature, verbose):
 
 def _check_out_dir(out_dir):
     if os.path.isfile(out_dir):
-        raise ValueError(f"--out {out_dir!r} is a file; give a directory name.")
+        raise ValueError(f"`out_dir` {out_dir!r} is a file; give a directory name.")
     if (os.path.isdir(out_dir) and os.listdir(out_dir)
             and not os.path.isfile(os.path.join(out_dir, SAMPLER_FILE))):
         raise ValueError(
-            f"--out {out_dir!r} is a directory that holds other files (not an "
+            f"`out_dir` {out_dir!r} is a directory that holds other files (not an "
             "export); choose a new or empty one."
         )
 

@@ -203,7 +203,7 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
             raise ValueError(
                 f"`eval_images` ({eval_images}) is more than the "
                 f"{len(test_images)} test images of the data to compare "
-                "with; pass a smaller `eval_images` (`--eval-images`).")
+                "with; pass a smaller `eval_images`.")
     out_dir = check_writable_dir(out_dir or os.path.join("runs", kind))
     callbacks = list(extra_callbacks)
     if eval_every is not None:
@@ -431,14 +431,14 @@ def _earlier_run(out_dir, name, plan, overwrite, verbose):
     except Exception as error:  # Keras raises many kinds for a bad file
         raise ModelFileError(
             f"Could not load {model_path!r}, the model of an earlier run in "
-            f"{out_dir!r} ({type(error).__name__}); pass `overwrite` (kd train "
-            "--overwrite) to train a new one in its place."
+            f"{out_dir!r} ({type(error).__name__}); pass `overwrite` to train a "
+            "new one in its place."
         ) from None
     if getattr(model, "optimizer", None) is None or not model.optimizer.built:
         raise ValueError(
             f"{model_path!r} was saved without its optimizer, so training "
-            "cannot continue from it; pass `overwrite` (kd train --overwrite) "
-            "to train a new one in its place."
+            "cannot continue from it; pass `overwrite` to train a new one in "
+            "its place."
         )
     done = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     if done >= plan.total_steps:
@@ -511,7 +511,7 @@ def _fit_and_save(model, dataset, out_dir, name, plan, learning_rate=None,
         else:
             kept = "No step had been backed up, so there is nothing to resume; rerun"
         raise TrainingError(
-            f"Training stopped: {error} {kept} (try a lower --learning-rate)."
+            f"Training stopped: {error} {kept} (try a lower `learning_rate`)."
         ) from None
     if chief:
         with atomic_path(model_path) as tmp:
