@@ -96,3 +96,32 @@ def test_latent_diffusion_fit_sample_and_roundtrip(mnist_batch, tmp_path):
 def test_latent_shape_mismatch_is_explained():
     with pytest.raises(ValueError, match="image_shape"):
         LatentDiffusion(UNet((8, 8, 2), widths=(16,), attention_levels=()), _vae())
+
+
+def _jax_cpu_devices():
+    from keras_diffusion.utils import jax_cpu
+
+    return min(jax_cpu.usable_cores(), jax_cpu.MAX_DEVICES)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax" or _jax_cpu_devices() < 2,
+                    reason="JAX trains data-parallel over several CPU cores")
+def test_kd_train_latent_kind_data_parallel_over_cpu_devices(mnist_dir, tmp_path):
+    """A fresh `kd` under JAX trains data-parallel over the CPU devices; the
+    VAE it loads must be laid out like the rest of the model (built without
+    values and assigned, its variables stayed on one device, and JAX refused
+    the train step: 'Received incompatible devices for jitted computation')."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "keras_diffusion_cli.main", "train", "ldm",
+         "--data", mnist_dir, "--vae", "vae", "--max-steps", "1",
+         "--batch-size", str(4 * _jax_cpu_devices()), "--out", str(out)],
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True,
+        text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Training data-parallel on" in result.stdout, result.stdout[-2000:]
+    assert (out / "ldm.keras").is_file()

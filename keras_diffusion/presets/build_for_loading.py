@@ -14,7 +14,8 @@ their initial values, as Keras would have.
 
 TensorFlow and PyTorch cannot assign to a variable that has no value yet
 (and their initializers cost little), so there the model is built as
-usual.
+usual; so it is inside a `keras.distribution` (data-parallel training),
+where only variables created with a value get the distribution's layout.
 
 Example:
 >>> model = build_for_loading(config)
@@ -31,7 +32,12 @@ def build_for_loading(config):
     """The model that `config` (a serialized Keras object) describes, built
     to have its weights loaded (under JAX, its variables not yet
     initialized; call `finish_loading()` once they are loaded)."""
-    if keras.backend.backend() != "jax":
+    if (keras.backend.backend() != "jax"
+            or keras.distribution.distribution() is not None):
+        # Inside a distribution (data-parallel training on several devices)
+        # a variable created without a value and assigned later is left on
+        # one device, not laid out as the distribution says; the model's
+        # compiled train step then refuses the mix of devices.
         return keras.saving.deserialize_keras_object(config)
     try:
         with keras.StatelessScope(initialize_variables=False):
