@@ -98,8 +98,8 @@ def resolve_conditioning(model, num_images=None, label=None, guidance=None,
     labels, num_columns = label, None  # unconditional: checked below
     if num_classes is not None:
         if label is not None:
-            labels = class_labels(label, 1, num_classes, name="label")
-            labels = np.full((num_images or DEFAULT_NUM_IMAGES,), labels[0])
+            class_labels(label, 1, num_classes, name="label")  # checks it
+            labels = np.full((num_images or DEFAULT_NUM_IMAGES,), label)
         elif order == "rows":
             labels, num_columns = class_rows(num_classes, num_images)
         else:
