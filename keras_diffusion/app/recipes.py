@@ -290,11 +290,16 @@ class ClassifierRecipe(Recipe):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ReflowRecipe(UNetRecipe):
-    """Flow-2: trained on `num_pairs` (noise, image) pairs, each drawn with
+    """A flow trained on `num_pairs` (noise, image) pairs, each drawn with
     `pair_steps` Euler steps of a trained flow, starting from its weights
-    and with its architecture (`train_reflow(FLOW1)`), its training times
-    drawn by `time_sampling` whatever Flow-1's were: a few-step Flow-2 is
-    evaluated at the noise end, where logit-normal t almost never lands."""
+    and with its architecture (`train_reflow(FLOW, kind=...)`), its training
+    times drawn by `time_sampling` whatever the first flow's were.
+
+    Two kinds: `reflow` trains Flow-2 at uniform t (a few-step Flow-2 is
+    evaluated at the noise end, where logit-normal t almost never lands);
+    `distill` trains a one-step student at t = 0 only
+    (`time_sampling="zero"`), best from Flow-2, whose few-step samples are
+    already good."""
 
     num_pairs: int = 50000
     pair_steps: int = 32
@@ -305,8 +310,8 @@ class ReflowRecipe(UNetRecipe):
     def build(self, seed=None, vae=None, latent_scale=1.0, image_shape=None,
               num_classes=None):
         raise ValueError(
-            "A reflow model starts from a trained flow: use "
-            "`kd train reflow --from FLOW1` (`train.train_reflow`)."
+            f"A {self.name} model starts from a trained flow: use "
+            f"`kd train {self.name} --from FLOW` (`train.train_reflow`)."
         )
 
 
@@ -388,10 +393,12 @@ RECIPES = {recipe.name: recipe for recipe in (
         network=dict(_LATENT_UNET, **_CLASSES, class_input_channel=False,
                      class_cross_attention=True), learning_rate=1e-3),
     # Logit-normal t and batch 64 (docs/rectified_flow.md, "Time to
-    # quality: a longer, logit-normal Flow-1").
+    # quality: a longer, logit-normal Flow-1"), then a cosine learning rate
+    # and a longer weight average (docs/rectified_flow.md#the-shipped-flows).
     FlowRecipe(name="rf-pixel", description="pixel rectified flow (the ddpm UNet)",
                network=_PIXEL_UNET, learning_rate=1e-3, batch_size=64,
-               max_steps=7000, time_sampling="logit_normal"),
+               max_steps=8000, time_sampling="logit_normal",
+               learning_rate_decay="cosine", warmup_steps=200, ema_momentum=0.999),
     # The first `rf-pixel` recipe (uniform t, batch 128), kept so that the
     # comparison can be rerun.
     FlowRecipe(name="rf-pixel-uniform", description="the first rf-pixel recipe "
@@ -408,6 +415,14 @@ RECIPES = {recipe.name: recipe for recipe in (
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
                  learning_rate=1e-3, max_steps=4000, num_pairs=50000,
                  pair_steps=32),
+    # The paper's "2-rectified flow + distill": pairs from Flow-2 (straight,
+    # so 8 Euler steps are close to its ODE), regressed in one step at t = 0
+    # (docs/rectified_flow.md#a-one-step-student).
+    ReflowRecipe(name="distill",
+                 description="one-step student of a flow, from its pairs at t = 0 "
+                 "(--from; Flow-2 best)",
+                 learning_rate=1e-3, max_steps=2000, num_pairs=20000,
+                 pair_steps=8, time_sampling="zero"),
     EvaluatorRecipe(name="evaluator",
                     description="the MNIST classifier behind kd evaluate",
                     learning_rate=2e-3, max_steps=None,
