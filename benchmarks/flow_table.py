@@ -1,9 +1,14 @@
-"""Flow-1 vs Flow-2 (reflow): quality, speed and straightness per Euler step count.
+"""Flow-1 vs Flow-2 (reflow) vs a one-step student: quality, speed and straightness per Euler step count.
 
     python benchmarks/flow_table.py --data ../shared/data/mnist \
-        --pair pixel rf-pixel reflow-pixel --pair latent rf-latent reflow-latent \
+        --pair pixel rf-pixel reflow-pixel distill-pixel \
+        --pair latent rf-latent reflow-latent distill-latent \
         --steps 1 2 4 8 16 32 --num 1000 \
         --plot docs/images/flow_fid_vs_steps.png --figures docs/images
+
+Each `--pair` is a label, Flow-1 and Flow-2, and optionally the one-step
+student distilled from Flow-2 (`kd train distill`), which is scored at one
+step only (it is trained for nothing else).
 
 For every model and every Euler step count it samples `--num` images from
 the same seed, times the sampling, and scores them with the shipped
@@ -24,12 +29,16 @@ import time
 
 import numpy as np
 
+STUDENT = "distilled"
+STAGES = ("Flow-1", "Flow-2", STUDENT)
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pair", nargs=3, action="append", required=True,
-                        metavar=("LABEL", "FLOW1", "FLOW2"),
-                        help="A label and two models (shipped names or .keras paths).")
+    parser.add_argument("--pair", nargs="+", action="append", required=True,
+                        metavar="LABEL FLOW1 FLOW2 [STUDENT]",
+                        help="A label and two or three models (shipped names or "
+                             ".keras paths).")
     parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
     parser.add_argument("--steps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
     parser.add_argument("--num", type=int, default=1000)
@@ -40,6 +49,13 @@ def main():
                         help="JSON file that keeps the FID curves across runs "
                              "(one run per pair); --plot draws every curve in it.")
     args = parser.parse_args()
+    for pair in args.pair:
+        if len(pair) not in (3, 4):
+            parser.error(f"--pair takes LABEL FLOW1 FLOW2 [STUDENT]; got {pair}")
+    if args.figures:
+        import os
+
+        os.makedirs(args.figures, exist_ok=True)  # before minutes of sampling
 
     import keras
     from _tables import print_header
@@ -58,9 +74,9 @@ def main():
     curves, straight = {}, {}
     for label, *names in args.pair:
         models = [keras_diffusion.load_model(name) for name in names]
-        for stage, name, model in zip(("Flow-1", "Flow-2"), names, models):
+        for stage, name, model in zip(STAGES, names, models):
             fids = []
-            for steps in args.steps:
+            for steps in ([1] if stage == STUDENT else args.steps):
                 start = time.perf_counter()
                 images = model.generate(args.num, sampler="euler", num_steps=steps,
                                         seed=args.seed, progress=False)
@@ -71,12 +87,14 @@ def main():
                       f"{floor:.2f} | {result['fid'] / floor:.2f} | "
                       f"{result['confident_rate']:.1%} | "
                       f"{100 * seconds / args.num:.2f} |", flush=True)
+            if stage == STUDENT:
+                continue  # one step: no curve, and no path to measure
             curves[f"{label} {stage}"] = fids
             noise = np.random.default_rng(args.seed + 1).standard_normal(
                 (256,) + model.image_shape).astype("float32")
             straight[f"{label} {stage}"] = straightness(model, noise, num_steps=16)
         if args.figures:
-            _figures(args.figures, label, models, args.seed)
+            _figures(args.figures, label, models[:2], args.seed)
     print()
     print("| model | straightness (16 Euler steps, 256 paths) |")
     print("| --- | --- |")

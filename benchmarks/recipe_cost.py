@@ -1,16 +1,17 @@
 """CPU-minutes of each recipe's training on this machine, and of reflow pairs.
 
     KERAS_BACKEND=tensorflow python benchmarks/recipe_cost.py \\
-        --recipes ddpm ldm rf-pixel rf-latent classifier reflow --steps 20
+        --recipes ddpm ldm rf-pixel rf-latent classifier reflow distill --steps 20
 
 For every recipe it builds the model `kd train KIND` builds (the latent
 kinds on the shipped `vae`; `reflow` as a copy of the shipped `rf-pixel`
-and of the shipped `rf-latent`), fits it on random data of the right shape
+and of the shipped `rf-latent`, `distill` of the shipped `reflow-pixel`
+and `reflow-latent`), fits it on random data of the right shape
 at the recipe's batch size for a few warm-up steps (compiling), then times
 `--steps` more, and prints the process's CPU seconds per optimizer step (the
 measure `benchmarks/time_to_quality.py` reports as `train_cpu_seconds`,
 compiling aside) and what the recipe's `max_steps` cost at that rate. For
-`reflow` it also times drawing pairs: CPU seconds per pair and Euler step,
+`reflow` and `distill` it also times drawing pairs: CPU seconds per pair and Euler step,
 and what the recipe's `num_pairs` x `pair_steps` cost. Run it on an idle
 machine: other jobs inflate the CPU time too.
 """
@@ -20,12 +21,16 @@ import time
 
 import numpy as np
 
+# The shipped flows each pair-drawing kind starts from.
+PAIRS_FROM = {"reflow": ("rf-pixel", "rf-latent"),
+              "distill": ("reflow-pixel", "reflow-latent")}
+
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--recipes", nargs="+",
                         default=["ddpm", "ldm", "rf-pixel", "rf-latent",
-                                 "classifier", "reflow"])
+                                 "classifier", "reflow", "distill"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
@@ -45,7 +50,7 @@ def main():
     for name in args.recipes:
         recipe = get_recipe(name)
         if recipe.from_flow:
-            for flow_name in ("rf-pixel", "rf-latent"):
+            for flow_name in PAIRS_FROM[name]:
                 flow = load_model(flow_name)
                 model = copy_flow(flow, seed=0, time_sampling=recipe.time_sampling)
                 model.compile(optimizer=recipe.optimizer())
@@ -53,7 +58,7 @@ def main():
                 data = {"noise": np.random.normal(size=shape).astype("float32"),
                         "images": np.random.normal(size=shape).astype("float32")}
                 _row(f"{name} (from {flow_name})", recipe, model, data, args)
-                pair_rows.append((flow_name, flow, recipe))
+                pair_rows.append((f"{flow_name} ({name})", flow, recipe))
             continue
         vae = load_model("vae") if recipe.needs_vae else None
         model = build_model(recipe, seed=0, vae=vae)

@@ -9,7 +9,8 @@ import click
 BACKENDS = ("tensorflow", "jax", "torch")
 TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "ldm-eps", "cfg", "cfg-v",
                "cfg-channel", "cfg-xattn", "rf-pixel", "rf-pixel-uniform", "rf-latent",
-               "rf-latent-uniform", "reflow", "evaluator", "classifier")
+               "rf-latent-uniform", "reflow", "distill", "evaluator", "classifier")
+PAIR_KINDS = ("reflow", "distill")  # the kinds trained on a flow's pairs (--from)
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
                    ".keras path; steers toward --class, or without it one row "
@@ -188,14 +189,15 @@ def cli(verbose):
                    "variants): a trained VAE (.keras path or shipped name); "
                    "without it, one is trained first.")
 @click.option("--from", "flow", default=None,
-              help="For reflow: the trained flow (Flow-1; .keras path or "
-                   "shipped name) whose pairs Flow-2 learns.")
+              help="For reflow and distill: the trained flow (.keras path or "
+                   "shipped name) whose pairs the new flow learns (reflow: "
+                   "Flow-1; distill: best Flow-2).")
 @click.option("--pairs", "num_pairs", type=int, default=None, callback=_positive,
-              help="For reflow: (noise, image) pairs to draw from Flow-1 "
-                   "(default: the reflow recipe's).")
+              help="For reflow and distill: (noise, image) pairs to draw "
+                   "from --from (default: the recipe's).")
 @click.option("--pair-steps", type=int, default=None, callback=_positive,
-              help="For reflow: Euler steps of Flow-1 per pair (default: the "
-                   "reflow recipe's).")
+              help="For reflow and distill: Euler steps of --from per pair "
+                   "(default: the recipe's).")
 @click.option("--eval-every", type=int, default=None, callback=_positive,
               help="Every N optimizer steps, sample --eval-images images and "
                    "log their FID (OUT/fid.csv, and the latest in log.csv); "
@@ -231,36 +233,40 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
     digits by default) that `kd evaluate` uses
     (in a few minutes; it does not resume). KIND `reflow` trains Flow-2 on
     pairs drawn from the flow given by --from, into OUT/pairs.npz and
-    OUT/reflow.keras (see docs/rectified_flow.md). KIND `classifier` trains
+    OUT/reflow.keras (see docs/rectified_flow.md); KIND `distill` a
+    one-step student of the flow given by --from (best a Flow-2), into
+    OUT/distill.keras. KIND `classifier` trains
     the noisy-image classifier of classifier guidance (`kd sample
     --classifier`; see docs/classifier_guidance.md).
     """
     from keras_diffusion.app.train import train as train_model
     from keras_diffusion.app.train import train_reflow
 
-    if kind == "reflow" and flow is None:
-        raise KDError("`kd train reflow` needs --from FLOW1 (a trained flow).")
-    if distribute and kind in ("reflow", "evaluator"):
+    pair_kind = kind in PAIR_KINDS
+    if pair_kind and flow is None:
+        raise KDError(f"`kd train {kind}` needs --from FLOW (a trained flow).")
+    if distribute and (pair_kind or kind == "evaluator"):
         raise KDError(f"--distribute does not apply to `kd train {kind}`; it "
                       "trains the diffusion, flow and VAE kinds.")
-    reflow_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps}
+    pairs_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps}
     other_only = {"--data": data, "--vae": vae, "--eval-every": eval_every,
                   "--evaluator": evaluator, "--image-size": image_size,
                   "--channels": channels}
-    given = _given(other_only if kind == "reflow" else reflow_only)
+    given = _given(other_only if pair_kind else pairs_only)
     if given:
         raise KDError(
-            f"{given} not used by `kd train reflow`, which trains on pairs drawn "
-            "from --from." if kind == "reflow" else
-            f"{given} only for `kd train reflow`, not for {kind!r}."
+            f"{given} not used by `kd train {kind}`, which trains on pairs "
+            "drawn from --from." if pair_kind else
+            f"{given} only for `kd train reflow` and `kd train distill`, not "
+            f"for {kind!r}."
         )
     # `train` and `train_reflow` say what they did (resumed, saved or
     # found the run complete).
-    if kind == "reflow":
+    if pair_kind:
         _run(train_reflow, flow, num_pairs=num_pairs, epochs=epochs,
              max_steps=max_steps, batch_size=batch_size, out_dir=out_dir,
              seed=seed, learning_rate=learning_rate, pair_steps=pair_steps,
-             overwrite=overwrite)
+             overwrite=overwrite, kind=kind)
         return
 
     if kind == "evaluator":

@@ -118,3 +118,11 @@ def test_kd_train_takes_every_recipe_and_only_those():
     from keras_diffusion_cli.main import TRAIN_KINDS
 
     assert sorted(TRAIN_KINDS) == sorted(RECIPES)
+
+
+def test_kd_train_pair_kinds_are_the_recipes_that_start_from_a_flow():
+    from keras_diffusion.app.recipes import RECIPES
+    from keras_diffusion_cli.main import PAIR_KINDS
+
+    assert sorted(PAIR_KINDS) == sorted(
+        name for name, recipe in RECIPES.items() if recipe.from_flow)

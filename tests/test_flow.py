@@ -370,6 +370,28 @@ def test_flow_recipes():
         build_model("rf-latent", compile=False)
     with pytest.raises(ValueError, match="kd train reflow --from"):
         build_model("reflow")
+    with pytest.raises(ValueError, match="kd train distill --from"):
+        build_model("distill")
+    assert RECIPES["distill"].time_sampling == "zero"
+
+
+def test_zero_time_sampling_regresses_the_one_step_map():
+    # With t = 0 always, the loss is the one-step map's error:
+    # mean((v(x0, 0) - (x1 - x0))^2). The field depends on t, so any other
+    # time gives another loss.
+    flow = RectifiedFlow(_field_network(lambda x, t: x * 0.0 + 1.0 + 3.0
+                                        * keras.ops.reshape(t, (-1, 1, 1, 1))),
+                         time_sampling="zero", seed=0)
+    noise = np.random.default_rng(0).normal(size=(8, 2, 2, 1)).astype("float32")
+    images = np.random.default_rng(1).uniform(-1, 1, (8, 2, 2, 1)).astype("float32")
+    loss = flow.compute_loss(x={"noise": noise, "images": images})
+    expected = np.mean((1.0 - (images - noise)) ** 2)
+    np.testing.assert_allclose(_np(loss), expected, rtol=1e-5)
+    assert not np.any(_np(flow.sample_times(8)))
+    # A one-step student samples in one step unless told otherwise.
+    assert flow.make_sampler().num_steps == 1
+    assert flow.make_sampler("euler", 4).num_steps == 4
+    assert RectifiedFlow(_tiny_unet()).make_sampler().num_steps == 16
 
 
 # kd ---------------------------------------------------------------------------
@@ -411,6 +433,30 @@ def test_kd_train_reflow_then_sample(model_files, tmp_path):
     assert np.load(npz)["images"].shape == (3, 28, 28, 1)
 
 
+def test_kd_train_distill_then_sample_in_one_step(model_files, mnist_dir,
+                                                  tmp_path):
+    out = tmp_path / "distill"
+    result = CliRunner().invoke(cli, [
+        "train", "distill", "--from", model_files["flow"], "--pairs", "16",
+        "--pair-steps", "2", "--max-steps", "2", "--batch-size", "8",
+        "--out", str(out),
+    ])
+    assert result.exit_code == 0, result.output
+    assert (out / "pairs.npz").is_file() and (out / "distill.keras").is_file()
+    student = keras.saving.load_model(str(out / "distill.keras"))
+    assert isinstance(student, RectifiedFlow) and student.name == "distill"
+    assert student.time_sampling == "zero"
+
+    # kd's default for a one-step student is one Euler step.
+    result = CliRunner().invoke(cli, [
+        "evaluate", "--model", str(out / "distill.keras"), "--num", "8",
+        "--data", mnist_dir, "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert scores["sampler"] == "euler" and scores["num_steps"] == 1
+
+
 def test_kd_evaluate_a_flow(model_files, mnist_dir):
     result = CliRunner().invoke(cli, [
         "evaluate", "--model", model_files["flow"], "--steps", "3", "--num", "8",
@@ -439,6 +485,8 @@ def test_kd_sample_rejects_sampler_model_mismatch(model_files, tmp_path, model,
 
 @pytest.mark.parametrize("args, match", [
     (["reflow"], "needs --from"),
+    (["distill"], "`kd train distill` needs --from"),
+    (["distill", "--from", "{flow}", "--eval-every", "5"], "--eval-every is not used by"),
     (["ddpm", "--from", "x.keras"], "--from is only for `kd train reflow`"),
     (["rf-pixel", "--pairs", "8", "--pair-steps", "2"],
      "--pairs, --pair-steps are only for `kd train reflow`"),

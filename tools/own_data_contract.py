@@ -9,8 +9,8 @@ process, with the recipes as they ship (only the steps cut short):
 
 - `kd train KIND --data FOLDER --max-steps 2 --batch-size 8` for every kind
   of `kd train` (`TRAIN_KINDS`; the latent kinds train their own VAE first;
-  `reflow` draws 16 pairs from the `rf-pixel` trained before it; `evaluator`
-  trains one epoch);
+  `reflow` draws 16 pairs from the `rf-pixel` trained before it, `distill`
+  from that `reflow`; `evaluator` trains one epoch);
 - for every kind that samples, `kd sample --num 8 --out x.npz` (with
   `--class 1` for the class-conditional kinds), checking that the file
   holds `images` of shape (8, SIZE, SIZE, CHANNELS) in [0, 1] (and the
@@ -37,6 +37,7 @@ from keras_diffusion_cli.main import TRAIN_KINDS  # the kinds, no framework
 CLASSES = ("cat", "dog", "owl")
 CONDITIONAL = {"cfg", "cfg-v", "cfg-channel", "cfg-xattn"}
 NOT_SAMPLING = {"vae", "evaluator", "classifier"}
+FROM_FLOW = {"reflow": "rf-pixel", "distill": "reflow"}  # kind: the flow it starts from
 
 
 def write_folder(root, size, channels, per_class):
@@ -95,9 +96,10 @@ def main():
                         args.per_class)
     shape = (8, args.size, args.size, args.channels)
     kinds = list(args.kinds)
-    if "reflow" in kinds and "rf-pixel" in kinds:  # reflow starts from it
-        kinds.remove("reflow")
-        kinds.insert(kinds.index("rf-pixel") + 1, "reflow")
+    for kind, source in FROM_FLOW.items():  # each right after its flow
+        if kind in kinds and source in kinds:
+            kinds.remove(kind)
+            kinds.insert(kinds.index(source) + 1, kind)
     print(f"{len(CLASSES)} classes of {args.per_class} {args.size}x{args.size}"
           f"x{args.channels} PNGs in {data}; backend "
           f"{os.environ.get('KERAS_BACKEND', 'tensorflow')}", flush=True)
@@ -112,11 +114,12 @@ def main():
     models = {}
     for kind in kinds:
         out = os.path.join(work, "runs", kind)
-        if kind == "reflow":
-            if "rf-pixel" not in models:
-                report("train reflow", False, 0.0, "needs rf-pixel trained first")
+        if kind in FROM_FLOW:
+            source = FROM_FLOW[kind]
+            if source not in models:
+                report(f"train {kind}", False, 0.0, f"needs {source} trained first")
                 continue
-            command = ("train", "reflow", "--from", models["rf-pixel"], "--pairs",
+            command = ("train", kind, "--from", models[source], "--pairs",
                        16, "--pair-steps", 2, "--max-steps", 2, "--batch-size", 8,
                        "--out", out)
         elif kind == "evaluator":
@@ -129,8 +132,7 @@ def main():
         report(f"train {kind}", ok, seconds, "" if ok else last)
         if not ok:
             continue
-        name = "reflow" if kind == "reflow" else kind
-        models[kind] = os.path.join(out, f"{name}.keras")
+        models[kind] = os.path.join(out, f"{kind}.keras")
         if kind in NOT_SAMPLING:
             continue
         npz = os.path.join(work, f"{kind}.npz")

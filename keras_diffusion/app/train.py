@@ -31,6 +31,7 @@ from keras_diffusion.app.callbacks import ReconstructionGrid
 from keras_diffusion.app.callbacks import SampleGrid
 from keras_diffusion.app.callbacks import SetLearningRate
 from keras_diffusion.app.callbacks import StepLimit
+from keras_diffusion.app.recipes import RECIPES
 from keras_diffusion.app.recipes import EvaluatorRecipe
 from keras_diffusion.app.recipes import build_model
 from keras_diffusion.app.recipes import get_recipe
@@ -166,8 +167,9 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
     recipe = get_recipe(kind)
     kind = recipe.name
     if recipe.from_flow:
-        raise ValueError("Reflow starts from a trained flow: use "
-                         "`train_reflow(flow)` (`kd train reflow --from FLOW1`).")
+        raise ValueError(f"{kind!r} starts from a trained flow: use "
+                         f"`train_reflow(flow, kind={kind!r})` "
+                         f"(`kd train {kind} --from FLOW`).")
     if isinstance(recipe, EvaluatorRecipe):
         raise ValueError("The evaluator trains for epochs, with augmentation: use "
                          "`train_evaluator.train_evaluator` (`kd train evaluator`).")
@@ -249,34 +251,42 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
 def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
                  batch_size=None, out_dir=None, seed=0, learning_rate=None,
                  sample_every=1, verbose=1, pair_steps=None, overwrite=False,
-                 backup_every=BACKUP_EVERY, callbacks=()):
-    """Reflow: trains Flow-2 on (noise, image) pairs drawn from Flow-1.
+                 backup_every=BACKUP_EVERY, callbacks=(), kind="reflow"):
+    """Reflow: trains a new flow on (noise, image) pairs drawn from a flow.
 
-    First draws `num_pairs` pairs from Flow-1 (`pair_steps` Euler steps
+    First draws `num_pairs` pairs from `flow` (`pair_steps` Euler steps
     each) into `out_dir/pairs.npz`, resumably (see
-    `keras_diffusion.app.reflow_pairs.generate_pairs`). Then trains Flow-2, with
-    Flow-1's architecture and settings and starting from Flow-1's weights
-    (as Liu et al., 2023, do), on exactly those pairs, with the training
-    settings of the recipe `reflow` (its `time_sampling` among them).
-    Writes, as `train` does, `reflow.keras`, `log.csv`, `samples/` and,
-    while training, `backup/`; a rerun of the same call resumes both
-    stages, or reports a finished run complete, as `train` does.
+    `keras_diffusion.app.reflow_pairs.generate_pairs`). Then trains the new
+    flow, with `flow`'s architecture and settings and starting from its
+    weights (as Liu et al., 2023, do), on exactly those pairs, with the
+    training settings of the recipe `kind` (its `time_sampling` among them):
+    `"reflow"` trains Flow-2 from Flow-1; `"distill"` a one-step student
+    (best from Flow-2). Writes, as `train` does, `KIND.keras`, `log.csv`,
+    `samples/` and, while training, `backup/`; a rerun of the same call
+    resumes both stages, or reports a finished run complete, as `train`
+    does.
 
     Args:
-        flow: Flow-1: a trained `RectifiedFlow` (or `LatentRectifiedFlow`),
-            or its shipped name or `.keras` path.
+        flow: the trained flow the pairs come from: a `RectifiedFlow` (or
+            `LatentRectifiedFlow`), or its shipped name or `.keras` path.
         num_pairs: int, pairs to draw (default: the recipe's).
-        pair_steps: int, Euler steps of Flow-1 per pair (default: the
+        pair_steps: int, Euler steps of `flow` per pair (default: the
             recipe's).
         epochs, max_steps, batch_size, seed, learning_rate, sample_every,
         verbose, overwrite, backup_every, callbacks: as for `train` (`seed`
         seeds the pairs' noise too; `overwrite` keeps the pairs).
-        out_dir: str, output directory (default `runs/reflow/`).
+        out_dir: str, output directory (default `runs/KIND/`).
+        kind: `"reflow"` or `"distill"`, a recipe that starts from a flow.
 
     Returns:
         The path of the saved `.keras` model.
     """
-    recipe = get_recipe("reflow")
+    recipe = get_recipe(kind)
+    if not recipe.from_flow:
+        pair_kinds = [name for name, each in RECIPES.items() if each.from_flow]
+        raise ValueError(f"`kind` must be a kind trained on a flow's pairs "
+                         f"({', '.join(pair_kinds)}). Got {kind!r}")
+    name = recipe.name
     max_steps, batch_size = _check_settings(recipe, epochs, max_steps, batch_size,
                                             learning_rate, seed)
     num_pairs = check_int("num_pairs",
@@ -287,24 +297,24 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
     if not isinstance(flow, RectifiedFlow):
         flow = load_model(flow, expected_type=RectifiedFlow)
     plan = _epoch_plan(num_pairs, batch_size, epochs, max_steps)
-    out_dir = check_writable_dir(out_dir or os.path.join("runs", "reflow"))
+    out_dir = check_writable_dir(out_dir or os.path.join("runs", name))
 
     with _lock(out_dir):
-        complete, model = _earlier_run(out_dir, "reflow", plan, overwrite, verbose)
+        complete, model = _earlier_run(out_dir, name, plan, overwrite, verbose)
         if complete:
-            return os.path.join(out_dir, "reflow.keras")
+            return os.path.join(out_dir, f"{name}.keras")
         pairs = load_pairs(generate_pairs(
             flow, num_pairs, os.path.join(out_dir, "pairs.npz"), seed=seed,
             num_steps=pair_steps, progress=verbose > 0,
         ))
         if model is None:
             keras.utils.set_random_seed(seed)
-            model = copy_flow(flow, seed=seed, name="reflow",
+            model = copy_flow(flow, seed=seed, name=name,
                               time_sampling=recipe.time_sampling)
             model.compile(optimizer=recipe.optimizer(learning_rate,
                                                      plan.total_steps))
         dataset = make_dataset(pairs, batch_size=batch_size, seed=seed)
-        return _fit_and_save(model, dataset, out_dir, "reflow", plan,
+        return _fit_and_save(model, dataset, out_dir, name, plan,
                              learning_rate=learning_rate,
                              sample_every=sample_every, seed=seed,
                              verbose=verbose, backup_every=backup_every,

@@ -9,7 +9,7 @@ from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = {"euler": EulerSampler, "heun": HeunSampler}
-TIME_SAMPLINGS = ("uniform", "logit_normal")
+TIME_SAMPLINGS = ("uniform", "logit_normal", "zero")
 PAIR_KEYS = ("noise", "images", "labels")
 
 
@@ -52,7 +52,10 @@ class RectifiedFlow(GenerativeModel):
             image-shaped velocity, such as `keras_diffusion.networks.UNet`.
         time_sampling: `"uniform"` (t ~ U[0, 1], the paper's) or
             `"logit_normal"` (t = sigmoid(n), n ~ N(0, 1), which trains the
-            middle times more; Esser et al., 2024).
+            middle times more; Esser et al., 2024), or `"zero"` (t = 0
+            always: trains only the one-step map `x1 = x0 + v(x0, 0)`, the
+            paper's distillation of a flow into a one-step student, for
+            pairs from `generate_pairs`; such a model samples in one step).
         seed: int or None, seeds the training noise and times.
         cond_drop_prob: float in [0, 1], the rate of condition dropout.
         **kwargs: standard `keras.Model` arguments.
@@ -109,6 +112,8 @@ class RectifiedFlow(GenerativeModel):
             return ops.sigmoid(draw_for_global_batch(
                 keras.random.normal, (batch_size,), seed=self.seed_generator
             ))
+        if self.time_sampling == "zero":
+            return ops.zeros((batch_size,))
         return draw_for_global_batch(keras.random.uniform, (batch_size,),
                                      seed=self.seed_generator)
 
@@ -145,7 +150,8 @@ class RectifiedFlow(GenerativeModel):
         """Returns an Euler or Heun sampler.
 
         `sampler=None` means `"euler"`; `num_steps=None` means 16 for Euler
-        and 8 for Heun (the same 16 network evaluations).
+        and 8 for Heun (the same 16 network evaluations), and one step for
+        a one-step student (`time_sampling="zero"`).
         """
         sampler = self.default_sampler if sampler is None else sampler
         if sampler not in SAMPLERS:
@@ -157,6 +163,8 @@ class RectifiedFlow(GenerativeModel):
                 f"`eta` (DDIM's noise) does not apply to the {sampler} sampler "
                 f"of a flow, which is deterministic. Got eta={eta}"
             )
+        if num_steps is None and self.time_sampling == "zero":
+            num_steps = 1
         return SAMPLERS[sampler](num_steps)
 
     def get_config(self):

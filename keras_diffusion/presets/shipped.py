@@ -17,10 +17,20 @@ PRETRAINED = {
         "reflow-pixel",
         "pixel reflow, Flow-2 of rf-pixel (kd train reflow --from rf-pixel)",
     ),
+    "distill-pixel": (
+        "distill-pixel",
+        "pixel one-step student of reflow-pixel (kd train distill --from "
+        "reflow-pixel)",
+    ),
     "rf-latent": ("rf-latent", "latent rectified flow, Flow-1 (kd train rf-latent)"),
     "reflow-latent": (
         "reflow-latent",
         "latent reflow, Flow-2 of rf-latent (kd train reflow --from rf-latent)",
+    ),
+    "distill-latent": (
+        "distill-latent",
+        "latent one-step student of reflow-latent (kd train distill --from "
+        "reflow-latent)",
     ),
     "evaluator": (
         "evaluator", "MNIST classifier that scores samples (kd train evaluator)"
