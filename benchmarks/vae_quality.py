@@ -36,6 +36,7 @@ def main():
     from keras_diffusion.viz import save_image_grid
 
     vae = keras_diffusion.load_model(args.model, expected_type=VAE)
+
     def reconstruct(images):
         return np.concatenate([
             keras.ops.convert_to_numpy(vae.reconstruct(images[start : start + 500]))

@@ -375,6 +375,14 @@ def test_flow_recipes():
     assert RECIPES["distill"].time_sampling == "zero"
 
 
+def test_train_reflow_takes_only_the_kinds_that_start_from_a_flow(tmp_path):
+    from keras_diffusion.app.train import train_reflow
+
+    with pytest.raises(ValueError, match=r"pairs \(reflow, distill\)\. Got 'ddpm'"):
+        train_reflow(_tiny_flow(), kind="ddpm", out_dir=str(tmp_path / "o"))
+    assert not list(tmp_path.iterdir())
+
+
 def test_zero_time_sampling_regresses_the_one_step_map():
     # With t = 0 always, the loss is the one-step map's error:
     # mean((v(x0, 0) - (x1 - x0))^2). The field depends on t, so any other
