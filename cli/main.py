@@ -29,7 +29,8 @@ EVALUATOR_HELP = ("The judge behind the FID: a classifier from `kd train evaluat
                   "digits (default: the shipped MNIST `evaluator`).")
 STEPS_HELP = ("Sampling steps (default: 1000 for ddpm, 50 for ddim, 10 for dpm "
               "and dpm-sde, "
-              "16 for euler, 8 for heun).")
+              "16 for euler (1 for a one-step student of `kd train distill`), 8 "
+              "for heun).")
 
 
 class KDError(click.ClickException):

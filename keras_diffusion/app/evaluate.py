@@ -38,7 +38,8 @@ def evaluate(model=None, samples=None, sampler=None, num_steps=None,
             diffusion model, `"euler"` or `"heun"` for a flow (with `model`
             only); `None` means the model's `default_sampler`.
         num_steps: int, sampling steps (default: T for DDPM, 50 for DDIM,
-            10 for DPM-Solver++, 16 for Euler, 8 for Heun).
+            10 for DPM-Solver++, 16 for Euler (1 for a one-step student),
+            8 for Heun).
         num_images: int, images to sample (with `model` only).
         seed: int, seeds the sampling noise.
         data: the real images to compare with, any source

@@ -124,7 +124,8 @@ def sample(model="cfg", sampler=None, num_steps=None, num_images=None, seed=0,
             diffusion model, `"euler"` or `"heun"` for a flow; `None` means
             the model's `default_sampler`.
         num_steps: int, sampling steps (default: T for DDPM, 50 for DDIM,
-            10 for DPM-Solver++, 16 for Euler, 8 for Heun).
+            10 for DPM-Solver++, 16 for Euler (1 for a one-step student),
+            8 for Heun).
         num_images: int (default 16; for a class-conditional model without
             `label`, 8 per class). Exactly this many: without `label`, the
             classes share them as evenly as they divide (`class_rows`).
