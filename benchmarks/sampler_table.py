@@ -6,10 +6,13 @@
         --settings ddim:50 --guidance 0 1 2 4 8
     python benchmarks/sampler_table.py --model ddpm --data PATH \
         --settings ddim:50 dpm:5 dpm:10 dpm:20
+    python benchmarks/sampler_table.py --model rf-pixel --data PATH \
+        --settings euler:8 heun:4 --shifts 1 3
 
 For each setting (`sampler:steps` with any sampler the model takes, such
 as `ddim:50` or `dpm:10`, and each guidance weight for a class-conditional
-model, whose samples cycle through the ten classes), it
+model, whose samples cycle through the ten classes; and each time-grid
+shift of `--shifts` for a flow, its `sampling_shift`), it
 samples `--num` images with the same seed, times the sampling, scores the
 images with the shipped evaluator (`kd evaluate`'s figures: FID against
 `--num` MNIST test images, the real-vs-real floor at that count, the
@@ -35,6 +38,9 @@ def main():
                         help="evaluator name or path (default: the shipped MNIST one)")
     parser.add_argument("--settings", nargs="+", default=["ddim:50"])
     parser.add_argument("--guidance", type=float, nargs="*", default=None)
+    parser.add_argument("--shifts", type=float, nargs="+", default=None,
+                        help="a flow's time-grid shifts to compare (its "
+                             "`sampling_shift`; default: the model's own)")
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default=None)
@@ -54,15 +60,22 @@ def main():
     weights = args.guidance if labels is not None and args.guidance else [None]
     if labels is not None and weights == [None]:
         weights = [4.0]
+    if args.shifts and not hasattr(model, "sampling_shift"):
+        parser.error(f"--shifts applies to flows; {args.model} is a "
+                     f"{type(model).__name__}")
+    shifts = args.shifts or [getattr(model, "sampling_shift", None)]
 
     print(f"model {args.model}, backend {keras.backend.backend()}, "
           f"{args.num} samples, seed {args.seed}; floor {floor:.2f}")
-    header = ("| sampler | steps | guidance | FID | floor | confident | accuracy "
-              "| lowest class accuracy | s / 100 images |")
+    header = ("| sampler | steps | guidance | shift | FID | floor | confident "
+              "| accuracy | lowest class accuracy | s / 100 images |")
     print_header(header)
     rows, curve = [], []
-    for setting in args.settings:
+    settings = [(setting, shift) for setting in args.settings for shift in shifts]
+    for setting, shift in settings:
         sampler, steps = setting.split(":")
+        if shift is not None:
+            model.sampling_shift = shift
         for guidance in weights:
             def sample(count):
                 extra = ({} if labels is None
@@ -80,9 +93,11 @@ def main():
                 per_class = result["class_accuracy"]
                 worst = min(per_class, key=per_class.get)
                 lowest = f"{per_class[worst]:.1%} (class {worst})"
+            shown_shift = "-" if shift is None else f"{shift:g}"
             print(f"| {sampler} | {steps} | {'-' if guidance is None else guidance:} | "
-                  f"{result['fid']:.2f} | {floor:.2f} | {result['confident_rate']:.1%} | "
-                  f"{accuracy} | {lowest} | {100 * seconds / args.num:.2f} |", flush=True)
+                  f"{shown_shift} | {result['fid']:.2f} | {floor:.2f} | "
+                  f"{result['confident_rate']:.1%} | {accuracy} | {lowest} | "
+                  f"{100 * seconds / args.num:.2f} |", flush=True)
             rows.append(images[: args.figure_columns])
             curve.append((guidance, result["fid"], result["accuracy"]))
     if args.figure:

@@ -121,7 +121,35 @@ def test_timesteps_and_defaults():
             EulerSampler(bad)
 
 
-@pytest.mark.parametrize("sampler", [EulerSampler(1), HeunSampler(1), HeunSampler(3)])
+def test_shifted_time_grid():
+    # Esser et al. (2024) eq. 23 on the noise level sigma = 1 - t.
+    for shift in (0.5, 1.0, 3.0):
+        edges = [t for t, _ in EulerSampler(6, shift=shift).timesteps()] + [1.0]
+        sigmas = 1 - np.linspace(0, 1, 7)
+        np.testing.assert_allclose(
+            edges, 1 - shift * sigmas / (1 + (shift - 1) * sigmas), atol=1e-12)
+    assert EulerSampler(2, shift=3.0).timesteps() == [(0.0, 0.25), (0.25, 1.0)]
+    steps = np.diff([t for t, _ in HeunSampler(8, shift=3).timesteps()] + [1.0])
+    assert (np.diff(steps) > 0).all()  # short near the noise, long near the data
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "3"):
+        with pytest.raises(ValueError, match="shift"):
+            EulerSampler(4, shift=bad)
+
+
+def test_sampling_shift_sets_the_grid_and_is_saved():
+    model = RectifiedFlow(_tiny_unet())
+    assert model.make_sampler("heun", 4).shift == model.sampling_shift == 3.0
+    shifted = RectifiedFlow.from_config(
+        {**model.get_config(), "sampling_shift": 1.5})
+    assert shifted.make_sampler("euler", 4).timesteps() == EulerSampler(
+        4, shift=1.5).timesteps()
+    with pytest.raises(ValueError, match="sampling_shift"):
+        RectifiedFlow(_tiny_unet(), sampling_shift=0)
+
+
+@pytest.mark.parametrize("sampler", [EulerSampler(1), HeunSampler(1), HeunSampler(3),
+                                     EulerSampler(3, shift=3.0),
+                                     HeunSampler(3, shift=0.5)])
 def test_straight_field_reaches_the_target(sampler):
     rng = np.random.default_rng(0)
     x0 = rng.normal(size=(3, 4, 4, 1)).astype("float32")
@@ -334,13 +362,13 @@ def test_latent_flow_fit_and_reflow_pairs(mnist_batch, tmp_path):
 
 def test_pixel_flow_save_roundtrip_and_sampler_errors(tmp_path):
     model = RectifiedFlow(_tiny_flow().network, time_sampling="logit_normal",
-                          seed=4, cond_drop_prob=0.2)
+                          seed=4, cond_drop_prob=0.2, sampling_shift=2.0)
     path = str(tmp_path / "rf.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, RectifiedFlow)
-    assert (loaded.time_sampling, loaded.seed, loaded.cond_drop_prob) == (
-        "logit_normal", 4, 0.2)
+    assert (loaded.time_sampling, loaded.seed, loaded.cond_drop_prob,
+            loaded.sampling_shift) == ("logit_normal", 4, 0.2, 2.0)
     for sampler in ("euler", "heun"):
         kwargs = dict(num_images=2, sampler=sampler, num_steps=3, progress=False)
         np.testing.assert_allclose(loaded.generate(**kwargs),

@@ -13,8 +13,9 @@ class HeunSampler(EulerSampler):
         guess = x_t + h * v(x_t, t)
         x_{t_next} = x_t + h / 2 * (v(x_t, t) + v(guess, t_next))
 
-    with `h = t_next - t`; time runs from 0 (noise) to 1 (data) in equal
-    steps. The last step, to `t = 1`, is the Euler guess alone, as in
+    with `h = t_next - t`; time runs from 0 (noise) to 1 (data) on
+    `EulerSampler`'s grid (equal steps, or shifted toward the noise by
+    `shift`). The last step, to `t = 1`, is the Euler guess alone, as in
     Karras et al. (2022, Algorithm 1: no correction where sigma reaches 0):
     a network trained with logit-normal t has almost never seen `t = 1`,
     and its velocity there spoils the samples
@@ -25,6 +26,7 @@ class HeunSampler(EulerSampler):
 
     Args:
         num_steps: int >= 1, steps.
+        shift: float > 0, the time grid's shift (see `EulerSampler`).
 
     Example:
     >>> sampler = HeunSampler(num_steps=4)

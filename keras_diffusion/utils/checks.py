@@ -1,5 +1,8 @@
 """Argument checks with helpful `ValueError`s."""
 
+import math
+import numbers
+
 
 def check_int(name, value, minimum=1):
     """Returns `value` as an int; raises `ValueError` unless it is an
@@ -16,6 +19,15 @@ def check_int(name, value, minimum=1):
 
 # Seeds of `numpy.random.default_rng` and Keras' seed generators.
 MAX_SEED = 2**32 - 1
+
+
+def check_positive(name, value):
+    """Returns `value` as a float; raises `ValueError` unless it is a finite
+    number (not a bool) > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a finite number > 0. Got {value!r}")
+    return float(value)
 
 
 def check_seed(seed):
