@@ -407,7 +407,7 @@ RECIPES = {recipe.name: recipe for recipe in (
     LatentFlowRecipe(name="rf-latent",
                      description="latent rectified flow (the ldm UNet)",
                      network=_LATENT_UNET, learning_rate=1e-3, batch_size=64,
-                     max_steps=10000, time_sampling="logit_normal",
+                     max_steps=18000, time_sampling="logit_normal",
                      learning_rate_decay="cosine", warmup_steps=200,
                      ema_momentum=0.999),
     LatentFlowRecipe(name="rf-latent-uniform", description="the first rf-latent "
