@@ -356,12 +356,13 @@ RECIPES = {recipe.name: recipe for recipe in (
     VAERecipe(name="vae", description="VAE for the latent kinds (a 7x7x4 latent "
               "for 28x28 images)",
               learning_rate=2e-3, max_steps=1500),
-    # The pixel recipe on latents, with a longer weight average (EMA 0.999;
-    # docs/latent.md#the-shipped-latent-ddpm).
+    # The pixel recipe on latents, with a longer weight average (EMA 0.999)
+    # and a cosine learning rate (docs/latent.md#the-shipped-latent-ddpm).
     LatentDiffusionRecipe(name="ldm", description="latent DDPM, unconditional",
                           network=_LATENT_UNET, learning_rate=1e-3, batch_size=64,
                           max_steps=14000, loss_weighting="min_snr",
-                          prediction="v", ema_momentum=0.999),
+                          prediction="v", ema_momentum=0.999,
+                          learning_rate_decay="cosine", warmup_steps=200),
     # The first `ldm` recipe (noise prediction, batch 128), for comparison.
     LatentDiffusionRecipe(name="ldm-eps", description="the first ldm recipe "
                           "(noise prediction, unweighted loss, batch 128)",
