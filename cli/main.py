@@ -9,8 +9,10 @@ import click
 BACKENDS = ("tensorflow", "jax", "torch")
 TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "ldm-eps", "cfg", "cfg-v",
                "cfg-channel", "cfg-xattn", "rf-pixel", "rf-pixel-uniform", "rf-latent",
-               "rf-latent-uniform", "reflow", "distill", "evaluator", "classifier")
-PAIR_KINDS = ("reflow", "distill")  # the kinds trained on a flow's pairs (--from)
+               "rf-latent-uniform", "reflow", "reflow-uniform", "distill",
+               "evaluator", "classifier")
+# The kinds trained on a flow's pairs (--from).
+PAIR_KINDS = ("reflow", "reflow-uniform", "distill")
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
                    "a noisy-image classifier, shipped name (`classifier`) or "
                    ".keras path; steers toward --class, or without it one row "
@@ -190,15 +192,15 @@ def cli(verbose):
                    "variants): a trained VAE (.keras path or shipped name); "
                    "without it, one is trained first.")
 @click.option("--from", "flow", default=None,
-              help="For reflow and distill: the trained flow (.keras path or "
-                   "shipped name) whose pairs the new flow learns (reflow: "
-                   "Flow-1; distill: best Flow-2).")
+              help="For the reflow kinds and distill: the trained flow "
+                   "(.keras path or shipped name) whose pairs the new flow "
+                   "learns (reflow: Flow-1; distill: best Flow-2).")
 @click.option("--pairs", "num_pairs", type=int, default=None, callback=_positive,
-              help="For reflow and distill: (noise, image) pairs to draw "
-                   "from --from (default: the recipe's).")
+              help="For the reflow kinds and distill: (noise, image) pairs "
+                   "to draw from --from (default: the recipe's).")
 @click.option("--pair-steps", type=int, default=None, callback=_positive,
-              help="For reflow and distill: Euler steps of --from per pair "
-                   "(default: the recipe's).")
+              help="For the reflow kinds and distill: Euler steps of --from "
+                   "per pair (default: the recipe's).")
 @click.option("--eval-every", type=int, default=None, callback=_positive,
               help="Every N optimizer steps, sample --eval-images images and "
                    "log their FID (OUT/fid.csv, and the latest in log.csv); "

@@ -14,6 +14,7 @@ from keras_diffusion.metrics import straightness
 from keras_diffusion.models import DDPM
 from keras_diffusion.models import LatentRectifiedFlow
 from keras_diffusion.models import RectifiedFlow
+from keras_diffusion.models import rectified_flow
 from keras_diffusion.models import VAE
 from keras_diffusion.networks import UNet
 from keras_diffusion.networks import VAEDecoder
@@ -94,6 +95,21 @@ def test_time_sampling():
     with pytest.raises(ValueError, match="time_sampling"):
         RectifiedFlow(_tiny_unet(), time_sampling="beta")
 
+
+
+def test_u_shaped_time_sampling_follows_its_density():
+    # Density cosh(a (t - 1/2)) on [0, 1]: the bins' shares are differences
+    # of its CDF, (sinh(a (t - 1/2)) + sinh(a / 2)) / (2 sinh(a / 2)).
+    times = _np(RectifiedFlow(_tiny_unet(), time_sampling="u_shaped",
+                              seed=1).sample_times(40000))
+    assert 0 <= times.min() and times.max() <= 1
+    edges = np.linspace(0, 1, 6)
+    steepness = rectified_flow.U_SHAPE_STEEPNESS
+    cdf = (np.sinh(steepness * (edges - 0.5)) + np.sinh(steepness / 2)) / (
+        2 * np.sinh(steepness / 2))
+    shares = np.histogram(times, bins=edges)[0] / len(times)
+    np.testing.assert_allclose(shares, np.diff(cdf), atol=0.01)
+    assert shares[0] > 2 * shares[2] and shares[-1] > 2 * shares[2]  # uniform: 1
 
 @pytest.mark.parametrize("x, match", [
     ({"images": np.zeros((2, 4, 4, 1))}, "'noise' and 'images'"),
@@ -401,12 +417,18 @@ def test_flow_recipes():
     with pytest.raises(ValueError, match="kd train distill --from"):
         build_model("distill")
     assert RECIPES["distill"].time_sampling == "zero"
+    assert RECIPES["reflow"].time_sampling == "u_shaped"
+    assert RECIPES["reflow-uniform"].time_sampling == "uniform"
+    assert RECIPES["reflow-uniform"].replace(time_sampling="u_shaped") \
+        == RECIPES["reflow"].replace(name="reflow-uniform",
+                                     description=RECIPES["reflow-uniform"].description)
 
 
 def test_train_reflow_takes_only_the_kinds_that_start_from_a_flow(tmp_path):
     from keras_diffusion.app.train import train_reflow
 
-    with pytest.raises(ValueError, match=r"pairs \(reflow, distill\)\. Got 'ddpm'"):
+    with pytest.raises(ValueError,
+                       match=r"pairs \(reflow, reflow-uniform, distill\)\. Got .ddpm."):
         train_reflow(_tiny_flow(), kind="ddpm", out_dir=str(tmp_path / "o"))
     assert not list(tmp_path.iterdir())
 
@@ -457,8 +479,8 @@ def test_kd_train_reflow_then_sample(model_files, tmp_path):
     assert reflow.load_pairs(out / "pairs.npz")["noise"].shape == (32, 28, 28, 1)
     flow2 = keras.saving.load_model(str(out / "reflow.keras"))
     assert isinstance(flow2, RectifiedFlow) and flow2.name == "reflow"
-    # Flow-2 trains with the reflow recipe's uniform t, not Flow-1's.
-    assert flow2.time_sampling == "uniform"
+    # Flow-2 trains with the reflow recipe's U-shaped t, not Flow-1's.
+    assert flow2.time_sampling == "u_shaped"
 
     npz = tmp_path / "s.npz"
     result = CliRunner().invoke(cli, [

@@ -295,8 +295,9 @@ class ReflowRecipe(UNetRecipe):
     and with its architecture (`train_reflow(FLOW, kind=...)`), its training
     times drawn by `time_sampling` whatever the first flow's were.
 
-    Two kinds: `reflow` trains Flow-2 at uniform t (a few-step Flow-2 is
-    evaluated at the noise end, where logit-normal t almost never lands);
+    Two kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
+    which trains both ends more: a few-step Flow-2 is evaluated at the
+    noise end, where logit-normal t almost never lands);
     `distill` trains a one-step student at t = 0 only
     (`time_sampling="zero"`), best from Flow-2, whose few-step samples are
     already good."""
@@ -417,7 +418,10 @@ RECIPES = {recipe.name: recipe for recipe in (
     ReflowRecipe(name="reflow",
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
                  learning_rate=1e-3, max_steps=4000, num_pairs=50000,
-                 pair_steps=32),
+                 pair_steps=32, time_sampling="u_shaped"),
+    ReflowRecipe(name="reflow-uniform", description="the first reflow recipe "
+                 "(uniform t)", learning_rate=1e-3, max_steps=4000,
+                 num_pairs=50000, pair_steps=32),
     # The paper's "2-rectified flow + distill": pairs from Flow-2 (straight,
     # so 8 Euler steps are close to its ODE), regressed in one step at t = 0
     # (docs/rectified_flow.md#a-one-step-student).

@@ -260,8 +260,9 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
     flow, with `flow`'s architecture and settings and starting from its
     weights (as Liu et al., 2023, do), on exactly those pairs, with the
     training settings of the recipe `kind` (its `time_sampling` among them):
-    `"reflow"` trains Flow-2 from Flow-1; `"distill"` a one-step student
-    (best from Flow-2). Writes, as `train` does, `KIND.keras`, `log.csv`,
+    `"reflow"` trains Flow-2 from Flow-1 (`"reflow-uniform"`: the same at
+    uniform t, the first recipe); `"distill"` a one-step student (best
+    from Flow-2). Writes, as `train` does, `KIND.keras`, `log.csv`,
     `samples/` and, while training, `backup/`; a rerun of the same call
     resumes both stages, or reports a finished run complete, as `train`
     does.
@@ -276,7 +277,8 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
         verbose, overwrite, backup_every, callbacks: as for `train` (`seed`
         seeds the pairs' noise too; `overwrite` keeps the pairs).
         out_dir: str, output directory (default `runs/KIND/`).
-        kind: `"reflow"` or `"distill"`, a recipe that starts from a flow.
+        kind: `"reflow"`, `"reflow-uniform"` or `"distill"`, a recipe that
+            starts from a flow.
 
     Returns:
         The path of the saved `.keras` model.

@@ -1,3 +1,5 @@
+import math
+
 import keras
 from keras import ops
 
@@ -10,7 +12,9 @@ from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = {"euler": EulerSampler, "heun": HeunSampler}
-TIME_SAMPLINGS = ("uniform", "logit_normal", "zero")
+TIME_SAMPLINGS = ("uniform", "logit_normal", "u_shaped", "zero")
+# The steepness `a` of the "u_shaped" time density, cosh(a * (t - 1/2)).
+U_SHAPE_STEEPNESS = 4.0
 PAIR_KEYS = ("noise", "images", "labels")
 
 
@@ -53,7 +57,10 @@ class RectifiedFlow(GenerativeModel):
             image-shaped velocity, such as `keras_diffusion.networks.UNet`.
         time_sampling: `"uniform"` (t ~ U[0, 1], the paper's) or
             `"logit_normal"` (t = sigmoid(n), n ~ N(0, 1), which trains the
-            middle times more; Esser et al., 2024), or `"zero"` (t = 0
+            middle times more; Esser et al., 2024), `"u_shaped"` (density
+            proportional to cosh(4 (t - 1/2)), which trains both ends more,
+            where a few-step sampler evaluates; Lee et al., 2024, for
+            reflow), or `"zero"` (t = 0
             always: trains only the one-step map `x1 = x0 + v(x0, 0)`, the
             paper's distillation of a flow into a one-step student, for
             pairs from `generate_pairs`; such a model samples in one step).
@@ -122,8 +129,14 @@ class RectifiedFlow(GenerativeModel):
             ))
         if self.time_sampling == "zero":
             return ops.zeros((batch_size,))
-        return draw_for_global_batch(keras.random.uniform, (batch_size,),
-                                     seed=self.seed_generator)
+        uniform = draw_for_global_batch(keras.random.uniform, (batch_size,),
+                                        seed=self.seed_generator)
+        if self.time_sampling == "u_shaped":
+            # Inverse CDF of the density proportional to cosh(a (t - 1/2)).
+            half_width = math.sinh(U_SHAPE_STEEPNESS / 2)
+            return 0.5 + ops.arcsinh((2.0 * uniform - 1.0) * half_width) / (
+                U_SHAPE_STEEPNESS)
+        return uniform
 
     def predict_velocity(self, samples, times, labels=None, training=False):
         """The network's velocity at float `times` in [0, 1].
