@@ -9,8 +9,8 @@ process, with the recipes as they ship (only the steps cut short):
 
 - `kd train KIND --data FOLDER --max-steps 2 --batch-size 8` for every kind
   of `kd train` (`TRAIN_KINDS`; the latent kinds train their own VAE first;
-  `reflow` draws 16 pairs from the `rf-pixel` trained before it, `distill`
-  from that `reflow`; `evaluator` trains one epoch);
+  `reflow` and `reflow-uniform` draw 16 pairs from the `rf-pixel` trained
+  before them, `distill` from that `reflow`; `evaluator` trains one epoch);
 - for every kind that samples, `kd sample --num 8 --out x.npz` (with
   `--class 1` for the class-conditional kinds), checking that the file
   holds `images` of shape (8, SIZE, SIZE, CHANNELS) in [0, 1] (and the
@@ -37,7 +37,8 @@ from keras_diffusion_cli.main import TRAIN_KINDS  # the kinds, no framework
 CLASSES = ("cat", "dog", "owl")
 CONDITIONAL = {"cfg", "cfg-v", "cfg-channel", "cfg-xattn"}
 NOT_SAMPLING = {"vae", "evaluator", "classifier"}
-FROM_FLOW = {"reflow": "rf-pixel", "distill": "reflow"}  # kind: the flow it starts from
+# kind: the flow it starts from
+FROM_FLOW = {"reflow": "rf-pixel", "reflow-uniform": "rf-pixel", "distill": "reflow"}
 
 
 def write_folder(root, size, channels, per_class):
