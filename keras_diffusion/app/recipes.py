@@ -295,10 +295,10 @@ class ReflowRecipe(UNetRecipe):
     and with its architecture (`train_reflow(FLOW, kind=...)`), its training
     times drawn by `time_sampling` whatever the first flow's were.
 
-    Two kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
+    Three kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
     which trains both ends more: a few-step Flow-2 is evaluated at the
-    noise end, where logit-normal t almost never lands);
-    `distill` trains a one-step student at t = 0 only
+    noise end, where logit-normal t almost never lands); `reflow-uniform`
+    is its first recipe, at uniform t; `distill` trains a one-step student at t = 0 only
     (`time_sampling="zero"`), best from Flow-2, whose few-step samples are
     already good."""
 
