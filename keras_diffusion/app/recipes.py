@@ -298,9 +298,9 @@ class ReflowRecipe(UNetRecipe):
     Three kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
     which trains both ends more: a few-step Flow-2 is evaluated at the
     noise end, where logit-normal t almost never lands); `reflow-uniform`
-    is its first recipe, at uniform t; `distill` trains a one-step student at t = 0 only
-    (`time_sampling="zero"`), best from Flow-2, whose few-step samples are
-    already good."""
+    is its first recipe, at uniform t; `distill` trains a one-step student
+    at t = 0 only (`time_sampling="zero"`), best from Flow-2, whose
+    few-step samples are already good."""
 
     num_pairs: int = 50000
     pair_steps: int = 32
