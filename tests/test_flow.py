@@ -96,7 +96,6 @@ def test_time_sampling():
         RectifiedFlow(_tiny_unet(), time_sampling="beta")
 
 
-
 def test_u_shaped_time_sampling_follows_its_density():
     # Density cosh(a (t - 1/2)) on [0, 1]: the bins' shares are differences
     # of its CDF, (sinh(a (t - 1/2)) + sinh(a / 2)) / (2 sinh(a / 2)).
@@ -110,6 +109,7 @@ def test_u_shaped_time_sampling_follows_its_density():
     shares = np.histogram(times, bins=edges)[0] / len(times)
     np.testing.assert_allclose(shares, np.diff(cdf), atol=0.01)
     assert shares[0] > 2 * shares[2] and shares[-1] > 2 * shares[2]  # uniform: 1
+
 
 @pytest.mark.parametrize("x, match", [
     ({"images": np.zeros((2, 4, 4, 1))}, "'noise' and 'images'"),

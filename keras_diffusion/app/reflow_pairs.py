@@ -39,9 +39,10 @@ def generate_pairs(flow, num_pairs, path, seed=0, batch_size=256, num_steps=100,
     it is made) and integrates Flow-1 from it with `num_steps` Euler steps
     (on Flow-1's time grid, its `sampling_shift`) to `x1`. Each finished
     chunk is written atomically to `path + ".partial/chunk_NNNNN.npz"`; a
-    rerun after a crash skips the chunks already there. At the end the chunks are joined into `path`
-    (written atomically) and the `.partial` folder is removed. If `path`
-    already exists with `num_pairs` pairs, nothing is done.
+    rerun after a crash skips the chunks already there. At the end the
+    chunks are joined into `path` (written atomically) and the `.partial`
+    folder is removed. If `path` already exists with `num_pairs` pairs,
+    nothing is done.
 
     The file holds `noise` and `images`, float32 `(num_pairs,) + shape` in
     the flow's space (pixels in about [-1, 1], or a latent flow's scaled
