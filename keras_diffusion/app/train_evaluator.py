@@ -17,6 +17,8 @@ from keras_diffusion.metrics import Evaluator
 from keras_diffusion.metrics import reference_path
 from keras_diffusion.networks import MNISTClassifier
 from keras_diffusion.presets import save_to_preset
+from keras_diffusion.utils.checks import check_int
+from keras_diffusion.utils.checks import check_positive
 from keras_diffusion.utils.io import atomic_path
 from keras_diffusion.utils.io import check_writable_dir
 
@@ -62,14 +64,11 @@ def train_evaluator(data=None, epochs=EPOCHS, batch_size=BATCH_SIZE, out_dir=Non
     Returns:
         The path of the saved `.keras` model.
     """
-    epochs = EPOCHS if epochs is None else int(epochs)
-    batch_size = BATCH_SIZE if batch_size is None else int(batch_size)
-    learning_rate = LEARNING_RATE if learning_rate is None else float(learning_rate)
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if value < 1:
-            raise ValueError(f"`{name}` must be >= 1. Got {value}")
-    if learning_rate <= 0:
-        raise ValueError(f"`learning_rate` must be > 0. Got {learning_rate}")
+    epochs = check_int("epochs", EPOCHS if epochs is None else epochs)
+    batch_size = check_int("batch_size",
+                           BATCH_SIZE if batch_size is None else batch_size)
+    learning_rate = check_positive(
+        "learning_rate", LEARNING_RATE if learning_rate is None else learning_rate)
     if importlib.util.find_spec("tensorflow") is None:
         raise ValueError(
             "Training the evaluator needs TensorFlow: its augmentation (random "

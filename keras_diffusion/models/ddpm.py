@@ -7,6 +7,7 @@ from keras_diffusion.samplers import DDIMSampler
 from keras_diffusion.samplers import DDPMSampler
 from keras_diffusion.samplers import DPMSolverSampler
 from keras_diffusion.schedules import as_schedule
+from keras_diffusion.utils.checks import check_positive
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = ("ddpm", "ddim", "dpm", "dpm-sde")
@@ -97,13 +98,12 @@ class DDPM(GenerativeModel):
         if loss_weighting not in LOSS_WEIGHTINGS:
             raise ValueError(f"`loss_weighting` must be one of {LOSS_WEIGHTINGS}. "
                              f"Got {loss_weighting!r}")
-        if not min_snr_gamma > 0:
-            raise ValueError(f"`min_snr_gamma` must be > 0. Got {min_snr_gamma}")
+        min_snr_gamma = check_positive("min_snr_gamma", min_snr_gamma)
         super().__init__(network, seed=seed, cond_drop_prob=cond_drop_prob,
                          **kwargs)
         self.schedule = as_schedule(schedule)
         self.loss_weighting = loss_weighting
-        self.min_snr_gamma = float(min_snr_gamma)
+        self.min_snr_gamma = min_snr_gamma
         self.prediction = prediction
 
     def network_times(self, timesteps):

@@ -2,6 +2,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_diffusion.utils.checks import check_positive
+
 
 class LatentMixin:
     """Runs a `GenerativeModel` on the latents of a frozen VAE.
@@ -35,8 +37,7 @@ class LatentMixin:
                 f"are {tuple(vae.latent_shape)}; build the UNet with "
                 f"image_shape={tuple(vae.latent_shape)}."
             )
-        if not latent_scale > 0:
-            raise ValueError(f"`latent_scale` must be > 0. Got {latent_scale}")
+        latent_scale = check_positive("latent_scale", latent_scale)
         self.vae = vae
         self.vae.trainable = False
         # A VAE rebuilt from a config (loading a .keras file) does not pass
@@ -44,7 +45,7 @@ class LatentMixin:
         # decoder; freeze every variable so the optimizer never sees them.
         for variable in self.vae.weights:
             variable.trainable = False
-        self.latent_scale = float(latent_scale)
+        self.latent_scale = latent_scale
 
     @staticmethod
     def compute_latent_scale(vae, images, batch_size=500):
