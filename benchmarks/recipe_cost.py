@@ -52,7 +52,7 @@ def main():
         if recipe.from_flow:
             for flow_name in PAIRS_FROM[name]:
                 flow = load_model(flow_name)
-                model = copy_flow(flow, seed=0, time_sampling=recipe.time_sampling)
+                model = copy_flow(flow, seed=0, **recipe.model_settings())
                 model.compile(optimizer=recipe.optimizer())
                 shape = (recipe.batch_size,) + tuple(flow.image_shape)
                 data = {"noise": np.random.normal(size=shape).astype("float32"),

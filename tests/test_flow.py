@@ -84,6 +84,30 @@ def test_loss_of_a_zero_network_is_the_target_energy():
     assert float(loss) == pytest.approx(np.mean((images - noise) ** 2), rel=1e-5)
 
 
+def test_pseudo_huber_velocity_loss_by_hand():
+    # Per sample sqrt(|e|^2 + c^2) - c over its d numbers, divided by d, with
+    # c = 0.00054 d; then the batch mean.
+    model = RectifiedFlow(_tiny_unet((4, 4, 1)), velocity_loss="pseudo_huber")
+    errors = np.zeros((3, 2, 2, 1), "float32")
+    errors[0] = 1.0  # |e|^2 = 4
+    errors[1, 0, 0, 0] = 0.001  # |e| << c: about |e|^2 / (2 c)
+    c = 0.00054 * 4
+    expected = [np.sqrt(4 + c**2) - c, np.sqrt(1e-6 + c**2) - c, 0.0]
+    loss = float(_np(model.velocity_distance(errors)))
+    assert loss == pytest.approx(np.mean(expected) / 4, rel=1e-4)
+    assert expected[1] == pytest.approx(1e-6 / (2 * c), rel=0.1)
+    # Far beyond c it grows like the norm, not the square: doubling every
+    # error doubles the loss, where the mean squared error quadruples.
+    large = np.full((2, 2, 2, 1), 3.0, "float32")
+    assert float(_np(model.velocity_distance(2 * large))) / float(
+        _np(model.velocity_distance(large))) == pytest.approx(2.0, rel=1e-3)
+    mse = RectifiedFlow(_tiny_unet((4, 4, 1)))
+    assert float(_np(mse.velocity_distance(errors))) == pytest.approx(
+        np.mean(errors ** 2))
+    with pytest.raises(ValueError, match="velocity_loss"):
+        RectifiedFlow(_tiny_unet(), velocity_loss="l1")
+
+
 def test_time_sampling():
     uniform = _np(RectifiedFlow(_tiny_unet(), seed=1).sample_times(20000))
     assert 0 <= uniform.min() and uniform.max() <= 1
@@ -358,8 +382,10 @@ def test_latent_flow_fit_and_reflow_pairs(mnist_batch, tmp_path):
     flow2 = reflow.copy_flow(model, seed=1, name="reflow")
     assert isinstance(flow2, LatentRectifiedFlow) and flow2.latent_scale == scale
     assert flow2.time_sampling == model.time_sampling
-    assert reflow.copy_flow(model, time_sampling="logit_normal").time_sampling \
-        == "logit_normal"
+    other = reflow.copy_flow(model, time_sampling="logit_normal",
+                             velocity_loss="pseudo_huber")
+    assert (other.time_sampling, other.velocity_loss) == ("logit_normal",
+                                                          "pseudo_huber")
     for part in ("network", "vae"):
         for a, b in zip(getattr(flow2, part).get_weights(),
                         getattr(model, part).get_weights()):
@@ -378,13 +404,15 @@ def test_latent_flow_fit_and_reflow_pairs(mnist_batch, tmp_path):
 
 def test_pixel_flow_save_roundtrip_and_sampler_errors(tmp_path):
     model = RectifiedFlow(_tiny_flow().network, time_sampling="logit_normal",
-                          seed=4, cond_drop_prob=0.2, sampling_shift=2.0)
+                          seed=4, cond_drop_prob=0.2, sampling_shift=2.0,
+                          velocity_loss="pseudo_huber")
     path = str(tmp_path / "rf.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert isinstance(loaded, RectifiedFlow)
     assert (loaded.time_sampling, loaded.seed, loaded.cond_drop_prob,
-            loaded.sampling_shift) == ("logit_normal", 4, 0.2, 2.0)
+            loaded.sampling_shift, loaded.velocity_loss) == (
+        "logit_normal", 4, 0.2, 2.0, "pseudo_huber")
     for sampler in ("euler", "heun"):
         kwargs = dict(num_images=2, sampler=sampler, num_steps=3, progress=False)
         np.testing.assert_allclose(loaded.generate(**kwargs),

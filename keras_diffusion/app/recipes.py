@@ -221,15 +221,19 @@ class FlowRecipe(UNetRecipe):
     """A pixel-space `RectifiedFlow` with a `UNet`.
 
     Args:
-        time_sampling: how training draws t, `"uniform"` or `"logit_normal"`.
+        time_sampling: how training draws t (see `RectifiedFlow`).
+        velocity_loss: the loss on the velocity, `"mse"` or
+            `"pseudo_huber"` (see `RectifiedFlow`).
     """
 
     time_sampling: str = "uniform"
+    velocity_loss: str = "mse"
 
     model_class = RectifiedFlow
 
     def model_settings(self):
-        return {"time_sampling": self.time_sampling}
+        return {"time_sampling": self.time_sampling,
+                "velocity_loss": self.velocity_loss}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -289,11 +293,12 @@ class ClassifierRecipe(Recipe):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ReflowRecipe(UNetRecipe):
+class ReflowRecipe(FlowRecipe):
     """A flow trained on `num_pairs` (noise, image) pairs, each drawn with
     `pair_steps` Euler steps of a trained flow, starting from its weights
-    and with its architecture (`train_reflow(FLOW, kind=...)`), its training
-    times drawn by `time_sampling` whatever the first flow's were.
+    and with its architecture (`train_reflow(FLOW, kind=...)`), with this
+    recipe's `time_sampling` and `velocity_loss` whatever the first flow's
+    were.
 
     Three kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
     which trains both ends more: a few-step Flow-2 is evaluated at the
@@ -304,7 +309,6 @@ class ReflowRecipe(UNetRecipe):
 
     num_pairs: int = 50000
     pair_steps: int = 32
-    time_sampling: str = "uniform"
 
     from_flow = True
 

@@ -121,7 +121,7 @@ def generate_pairs(flow, num_pairs, path, seed=0, batch_size=256, num_steps=100,
     return path
 
 
-def copy_flow(flow, seed=None, name=None, time_sampling=None):
+def copy_flow(flow, seed=None, name=None, **settings):
     """A new flow with `flow`'s configuration and weights: Flow-2 before
     reflow training (Liu et al., 2023, start it from Flow-1).
 
@@ -129,16 +129,15 @@ def copy_flow(flow, seed=None, name=None, time_sampling=None):
         flow: a `RectifiedFlow` (or `LatentRectifiedFlow`).
         seed: int or None, seeds the copy's training noise and times.
         name: str or None, the copy's name (default: `flow`'s).
-        time_sampling: str or None, how the copy draws its training times
-            (default: `flow`'s; see `RectifiedFlow`).
+        **settings: `RectifiedFlow` arguments that replace `flow`'s in the
+            copy, such as `time_sampling` or `velocity_loss`.
     """
     _check_flow(flow)
     config = flow.get_config()
     config["seed"] = seed
     if name is not None:
         config["name"] = name
-    if time_sampling is not None:
-        config["time_sampling"] = time_sampling
+    config.update(settings)
     copy = type(flow).from_config(config)
     for part in ("network", "vae"):
         if hasattr(flow, part):

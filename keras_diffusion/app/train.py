@@ -259,7 +259,8 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
     `keras_diffusion.app.reflow_pairs.generate_pairs`). Then trains the new
     flow, with `flow`'s architecture and settings and starting from its
     weights (as Liu et al., 2023, do), on exactly those pairs, with the
-    training settings of the recipe `kind` (its `time_sampling` among them):
+    training settings of the recipe `kind` (its `time_sampling` and
+    `velocity_loss` among them):
     `"reflow"` trains Flow-2 from Flow-1 (`"reflow-uniform"`: the same at
     uniform t, the first recipe); `"distill"` a one-step student (best
     from Flow-2). Writes, as `train` does, `KIND.keras`, `log.csv`,
@@ -312,7 +313,7 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
         if model is None:
             keras.utils.set_random_seed(seed)
             model = copy_flow(flow, seed=seed, name=name,
-                              time_sampling=recipe.time_sampling)
+                              **recipe.model_settings())
             model.compile(optimizer=recipe.optimizer(learning_rate,
                                                      plan.total_steps))
         dataset = make_dataset(pairs, batch_size=batch_size, seed=seed)
