@@ -199,8 +199,13 @@ def cli(verbose):
               help="For the reflow kinds and distill: (noise, image) pairs "
                    "to draw from --from (default: the recipe's).")
 @click.option("--pair-steps", type=int, default=None, callback=_positive,
-              help="For the reflow kinds and distill: Euler steps of --from "
-                   "per pair (default: the recipe's).")
+              help="For the reflow kinds and distill: --pair-sampler steps "
+                   "of --from per pair (default: the recipe's).")
+@click.option("--pair-sampler", type=click.Choice(["euler", "heun"]),
+              default=None,
+              help="For the reflow kinds and distill: the sampler that draws "
+                   "the pairs; a Heun step costs two Euler steps (default: "
+                   "the recipe's).")
 @click.option("--eval-every", type=int, default=None, callback=_positive,
               help="Every N optimizer steps, sample --eval-images images and "
                    "log their FID (OUT/fid.csv, and the latest in log.csv); "
@@ -219,7 +224,7 @@ def cli(verbose):
 @_computes
 def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
           learning_rate, out_dir, seed, vae, flow, num_pairs, pair_steps,
-          eval_every, eval_images, evaluator, overwrite, distribute):
+          pair_sampler, eval_every, eval_images, evaluator, overwrite, distribute):
     """Train a model of KIND on images (MNIST by default); rerun the same
     command to resume.
 
@@ -251,7 +256,8 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
     if distribute and (pair_kind or kind == "evaluator"):
         raise KDError(f"--distribute does not apply to `kd train {kind}`; it "
                       "trains the diffusion, flow and VAE kinds.")
-    pairs_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps}
+    pairs_only = {"--from": flow, "--pairs": num_pairs, "--pair-steps": pair_steps,
+                  "--pair-sampler": pair_sampler}
     other_only = {"--data": data, "--vae": vae, "--eval-every": eval_every,
                   "--evaluator": evaluator, "--image-size": image_size,
                   "--channels": channels}
@@ -269,7 +275,7 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
         _run(train_reflow, flow, num_pairs=num_pairs, epochs=epochs,
              max_steps=max_steps, batch_size=batch_size, out_dir=out_dir,
              seed=seed, learning_rate=learning_rate, pair_steps=pair_steps,
-             overwrite=overwrite, kind=kind)
+             pair_sampler=pair_sampler, overwrite=overwrite, kind=kind)
         return
 
     if kind == "evaluator":

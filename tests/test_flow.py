@@ -293,6 +293,8 @@ def test_pairs_file_is_deterministic_and_resumes(tmp_path, monkeypatch):
                                            "settings.json"]
     with pytest.raises(ValueError, match="seed differ"):
         _draw(flow, path, seed=4)
+    with pytest.raises(ValueError, match="sampler differ"):
+        _draw(flow, path, sampler="heun")
     os.remove(partial / "chunk_00000.npz")
     drawn.clear()
     _draw(flow, path)
@@ -305,11 +307,22 @@ def test_pairs_file_is_deterministic_and_resumes(tmp_path, monkeypatch):
         _draw(flow, path, num_pairs=12)
 
 
+def test_heun_pairs_are_the_flows_heun_samples(tmp_path):
+    flow = _tiny_flow()
+    pairs = reflow.load_pairs(_draw(flow, tmp_path / "h.npz", sampler="heun"))
+    expected = flow.sample_from_noise(pairs["noise"], "heun", 3, progress=False)
+    np.testing.assert_allclose(pairs["images"], expected, atol=1e-5)
+    euler = reflow.load_pairs(_draw(flow, tmp_path / "e.npz"))
+    np.testing.assert_array_equal(pairs["noise"], euler["noise"])
+    assert np.abs(pairs["images"] - euler["images"]).max() > 1e-4
+
+
 def test_generate_pairs_rejects_bad_arguments(tmp_path):
     flow = _tiny_flow()
     for kwargs, match in [({"num_pairs": 0}, "num_pairs"), ({"seed": -1}, "seed"),
                           ({"num_steps": 0}, "num_steps"),
-                          ({"guidance": 2.0}, "class-conditional")]:
+                          ({"guidance": 2.0}, "class-conditional"),
+                          ({"sampler": "ddim"}, "euler, heun")]:
         with pytest.raises(ValueError, match=match):
             _draw(flow, tmp_path / "p.npz", **kwargs)
     with pytest.raises(ValueError, match=".npz"):
@@ -499,12 +512,18 @@ def test_kd_train_reflow_then_sample(model_files, tmp_path):
     result = CliRunner().invoke(cli, [
         "train", "reflow", "--from", model_files["flow"], "--pairs", "32",
         "--max-steps", "2", "--batch-size", "16", "--out", str(out),
-        "--pair-steps", "4",  # the default is slow on CPU under torch
+        # Few steps: the default is slow on CPU under torch.
+        "--pair-steps", "2", "--pair-sampler", "heun",
     ])
     assert result.exit_code == 0, result.output
     assert (out / "pairs.npz").is_file() and (out / "reflow.keras").is_file()
     assert not (out / "pairs.npz.partial").exists() and not (out / "backup").exists()
-    assert reflow.load_pairs(out / "pairs.npz")["noise"].shape == (32, 28, 28, 1)
+    pairs = reflow.load_pairs(out / "pairs.npz")
+    assert pairs["noise"].shape == (32, 28, 28, 1)
+    flow1 = keras.saving.load_model(model_files["flow"])
+    np.testing.assert_allclose(
+        pairs["images"][:4], flow1.sample_from_noise(pairs["noise"][:4], "heun", 2,
+                                                     progress=False), atol=1e-5)
     flow2 = keras.saving.load_model(str(out / "reflow.keras"))
     assert isinstance(flow2, RectifiedFlow) and flow2.name == "reflow"
     # Flow-2 trains with the reflow recipe's U-shaped t, not Flow-1's.
@@ -576,6 +595,8 @@ def test_kd_sample_rejects_sampler_model_mismatch(model_files, tmp_path, model,
     (["ddpm", "--from", "x.keras"], "--from is only for `kd train reflow`"),
     (["rf-pixel", "--pairs", "8", "--pair-steps", "2"],
      "--pairs, --pair-steps are only for `kd train reflow`"),
+    (["ddpm", "--pair-sampler", "heun"], "--pair-sampler is only for `kd train reflow`"),
+    (["reflow", "--from", "{flow}", "--pair-sampler", "rk4"], "Invalid value for '--pair-sampler'"),
     (["reflow", "--from", "{ddpm}"], "needs a RectifiedFlow"),
     (["reflow", "--from", "{flow}", "--data", "mnist"], "--data is not used by"),
 ])

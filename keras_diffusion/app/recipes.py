@@ -295,7 +295,8 @@ class ClassifierRecipe(Recipe):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ReflowRecipe(FlowRecipe):
     """A flow trained on `num_pairs` (noise, image) pairs, each drawn with
-    `pair_steps` Euler steps of a trained flow, starting from its weights
+    `pair_steps` steps of `pair_sampler` (`"euler"` or `"heun"`) of a
+    trained flow, starting from its weights
     and with its architecture (`train_reflow(FLOW, kind=...)`), with this
     recipe's `time_sampling` and `velocity_loss` whatever the first flow's
     were.
@@ -309,6 +310,7 @@ class ReflowRecipe(FlowRecipe):
 
     num_pairs: int = 50000
     pair_steps: int = 32
+    pair_sampler: str = "euler"
 
     from_flow = True
 

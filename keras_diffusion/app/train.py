@@ -251,11 +251,12 @@ def _train(kind, data, epochs, max_steps, batch_size, out_dir, seed,
 def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
                  batch_size=None, out_dir=None, seed=0, learning_rate=None,
                  sample_every=1, verbose=1, pair_steps=None, overwrite=False,
-                 backup_every=BACKUP_EVERY, callbacks=(), kind="reflow"):
+                 backup_every=BACKUP_EVERY, callbacks=(), kind="reflow",
+                 pair_sampler=None):
     """Reflow: trains a new flow on (noise, image) pairs drawn from a flow.
 
-    First draws `num_pairs` pairs from `flow` (`pair_steps` Euler steps
-    each) into `out_dir/pairs.npz`, resumably (see
+    First draws `num_pairs` pairs from `flow` (`pair_steps` steps of
+    `pair_sampler` each) into `out_dir/pairs.npz`, resumably (see
     `keras_diffusion.app.reflow_pairs.generate_pairs`). Then trains the new
     flow, with `flow`'s architecture and settings and starting from its
     weights (as Liu et al., 2023, do), on exactly those pairs, with the
@@ -272,8 +273,10 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
         flow: the trained flow the pairs come from: a `RectifiedFlow` (or
             `LatentRectifiedFlow`), or its shipped name or `.keras` path.
         num_pairs: int, pairs to draw (default: the recipe's).
-        pair_steps: int, Euler steps of `flow` per pair (default: the
+        pair_steps: int, sampler steps of `flow` per pair (default: the
             recipe's).
+        pair_sampler: `"euler"` or `"heun"`, the sampler that draws the
+            pairs (default: the recipe's).
         epochs, max_steps, batch_size, seed, learning_rate, sample_every,
         verbose, overwrite, backup_every, callbacks: as for `train` (`seed`
         seeds the pairs' noise too; `overwrite` keeps the pairs).
@@ -299,6 +302,8 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
     backup_every = check_int("backup_every", backup_every)
     if not isinstance(flow, RectifiedFlow):
         flow = load_model(flow, expected_type=RectifiedFlow)
+    pair_sampler = pair_sampler or recipe.pair_sampler
+    flow.make_sampler(pair_sampler, pair_steps)  # raises on an unknown sampler
     plan = _epoch_plan(num_pairs, batch_size, epochs, max_steps)
     out_dir = check_writable_dir(out_dir or os.path.join("runs", name))
 
@@ -309,6 +314,7 @@ def train_reflow(flow, num_pairs=None, epochs=None, max_steps=None,
         pairs = load_pairs(generate_pairs(
             flow, num_pairs, os.path.join(out_dir, "pairs.npz"), seed=seed,
             num_steps=pair_steps, progress=verbose > 0,
+            sampler=pair_sampler,
         ))
         if model is None:
             keras.utils.set_random_seed(seed)
