@@ -367,7 +367,7 @@ RECIPES = {recipe.name: recipe for recipe in (
     # and a cosine learning rate (docs/latent.md#the-shipped-latent-ddpm).
     LatentDiffusionRecipe(name="ldm", description="latent DDPM, unconditional",
                           network=_LATENT_UNET, learning_rate=1e-3, batch_size=64,
-                          max_steps=14000, loss_weighting="min_snr",
+                          max_steps=17500, loss_weighting="min_snr",
                           prediction="v", ema_momentum=0.999,
                           learning_rate_decay="cosine", warmup_steps=200),
     # The first `ldm` recipe (noise prediction, batch 128), for comparison.
