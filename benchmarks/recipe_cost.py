@@ -11,8 +11,9 @@ at the recipe's batch size for a few warm-up steps (compiling), then times
 `--steps` more, and prints the process's CPU seconds per optimizer step (the
 measure `benchmarks/time_to_quality.py` reports as `train_cpu_seconds`,
 compiling aside) and what the recipe's `max_steps` cost at that rate. For
-`reflow` and `distill` it also times drawing pairs: CPU seconds per pair and Euler step,
-and what the recipe's `num_pairs` x `pair_steps` cost. Run it on an idle
+`reflow` and `distill` it also times drawing pairs with the recipe's
+`pair_sampler` and `pair_steps`: CPU seconds per pair, and what the
+recipe's `num_pairs` cost. Run it on an idle
 machine: other jobs inflate the CPU time too.
 """
 
@@ -69,19 +70,23 @@ def main():
         _row(name, recipe, model, data, args)
     if pair_rows:
         print()
-        print("| pairs from | CPU s / (pair x Euler step) | num_pairs x pair_steps "
+        print("| pairs from | sampler | CPU s / pair | num_pairs x pair_steps "
               "| CPU-minutes |")
-        print("| --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- |")
     for flow_name, flow, recipe in pair_rows:
+        # The recipe's own sampler and steps, on one chunk of 256 pairs.
         noise = np.random.normal(size=(256,) + tuple(flow.image_shape))
         noise = noise.astype("float32")
-        flow.sample_from_noise(noise, "euler", 2, batch_size=256, progress=False)
+        settings = dict(batch_size=256, progress=False)
+        flow.sample_from_noise(noise, recipe.pair_sampler, 2, **settings)
         start = time.process_time()
-        flow.sample_from_noise(noise, "euler", 8, batch_size=256, progress=False)
-        per_pair_step = (time.process_time() - start) / (256 * 8)
-        total = per_pair_step * recipe.num_pairs * recipe.pair_steps / 60
-        print(f"| {flow_name} | {per_pair_step:.5f} | {recipe.num_pairs:,} x "
-              f"{recipe.pair_steps} | {total:.1f} |", flush=True)
+        flow.sample_from_noise(noise, recipe.pair_sampler, recipe.pair_steps,
+                               **settings)
+        per_pair = (time.process_time() - start) / 256
+        total = per_pair * recipe.num_pairs / 60
+        print(f"| {flow_name} | {recipe.pair_sampler} | {per_pair:.4f} | "
+              f"{recipe.num_pairs:,} x {recipe.pair_steps} | {total:.1f} |",
+              flush=True)
 
 
 def _row(label, recipe, model, data, args):

@@ -460,7 +460,10 @@ def test_flow_recipes():
     assert RECIPES["distill"].time_sampling == "zero"
     assert RECIPES["reflow"].time_sampling == "u_shaped"
     assert RECIPES["reflow-uniform"].time_sampling == "uniform"
-    assert RECIPES["reflow-uniform"].replace(time_sampling="u_shaped") \
+    assert RECIPES["reflow"].pair_sampler == "heun"
+    assert RECIPES["reflow-uniform"].pair_sampler == "euler"
+    assert RECIPES["reflow-uniform"].replace(
+        time_sampling="u_shaped", pair_sampler="heun", pair_steps=16) \
         == RECIPES["reflow"].replace(name="reflow-uniform",
                                      description=RECIPES["reflow-uniform"].description)
 

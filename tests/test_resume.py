@@ -156,7 +156,7 @@ def test_killed_reflow_pair_drawing_resumes_from_its_chunks(tmp_path):
     out = tmp_path / "reflow"
     partial = out / "pairs.npz.partial"
     command = [sys.executable, "-m", "keras_diffusion_cli.main", "train", "reflow",
-               "--from", flow_path, "--pairs", "1024", "--pair-steps", "20",
+               "--from", flow_path, "--pairs", "1024", "--pair-steps", "10",
                "--max-steps", "1", "--batch-size", "16", "--out", str(out)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 

@@ -303,10 +303,11 @@ class ReflowRecipe(FlowRecipe):
 
     Three kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
     which trains both ends more: a few-step Flow-2 is evaluated at the
-    noise end, where logit-normal t almost never lands); `reflow-uniform`
-    is its first recipe, at uniform t; `distill` trains a one-step student
-    at t = 0 only (`time_sampling="zero"`), best from Flow-2, whose
-    few-step samples are already good."""
+    noise end, where logit-normal t almost never lands) on Heun pairs;
+    `reflow-uniform` is its first recipe, at uniform t on Euler pairs;
+    `distill` trains a one-step student at t = 0 only
+    (`time_sampling="zero"`), best from Flow-2, whose few-step samples
+    are already good."""
 
     num_pairs: int = 50000
     pair_steps: int = 32
@@ -421,12 +422,14 @@ RECIPES = {recipe.name: recipe for recipe in (
     LatentFlowRecipe(name="rf-latent-uniform", description="the first rf-latent "
                      "recipe (uniform t, batch 128)",
                      network=_LATENT_UNET, learning_rate=1e-3),
+    # Heun pairs: at the same 32 evaluations a pair, closer to Flow-1's ODE
+    # (docs/rectified_flow.md#pairs-drawn-with-heun).
     ReflowRecipe(name="reflow",
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
                  learning_rate=1e-3, max_steps=4000, num_pairs=50000,
-                 pair_steps=32, time_sampling="u_shaped"),
+                 pair_steps=16, pair_sampler="heun", time_sampling="u_shaped"),
     ReflowRecipe(name="reflow-uniform", description="the first reflow recipe "
-                 "(uniform t)", learning_rate=1e-3, max_steps=4000,
+                 "(uniform t, Euler pairs)", learning_rate=1e-3, max_steps=4000,
                  num_pairs=50000, pair_steps=32),
     # The paper's "2-rectified flow + distill": pairs from Flow-2 (straight,
     # so 8 Euler steps are close to its ODE), regressed in one step at t = 0
