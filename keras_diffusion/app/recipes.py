@@ -296,10 +296,9 @@ class ClassifierRecipe(Recipe):
 class ReflowRecipe(FlowRecipe):
     """A flow trained on `num_pairs` (noise, image) pairs, each drawn with
     `pair_steps` steps of `pair_sampler` (`"euler"` or `"heun"`) of a
-    trained flow, starting from its weights
-    and with its architecture (`train_reflow(FLOW, kind=...)`), with this
-    recipe's `time_sampling` and `velocity_loss` whatever the first flow's
-    were.
+    trained flow, starting from its weights and with its architecture
+    (`train_reflow(FLOW, kind=...)`), with this recipe's `time_sampling`
+    and `velocity_loss` whatever the first flow's were.
 
     Three kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
     which trains both ends more: a few-step Flow-2 is evaluated at the

@@ -37,9 +37,10 @@ def generate_pairs(flow, num_pairs, path, seed=0, batch_size=256, num_steps=100,
     For each chunk of `batch_size` pairs, draws the noise `x0` from NumPy
     (seeded by `seed` and the chunk's index, so a chunk is the same whenever
     it is made) and integrates Flow-1 from it with `num_steps` steps of
-    `sampler` (on Flow-1's time grid, its `sampling_shift`) to `x1`. Each finished
-    chunk is written atomically to `path + ".partial/chunk_NNNNN.npz"`; a
-    rerun after a crash skips the chunks already there. At the end the
+    `sampler` (on Flow-1's time grid, its `sampling_shift`) to `x1`. Each
+    finished chunk is written atomically to
+    `path + ".partial/chunk_NNNNN.npz"`; a rerun after a crash skips the
+    chunks already there. At the end the
     chunks are joined into `path` (written atomically) and the `.partial`
     folder is removed. If `path` already exists with `num_pairs` pairs,
     nothing is done.
