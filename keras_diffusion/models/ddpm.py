@@ -7,6 +7,7 @@ from keras_diffusion.samplers import DDIMSampler
 from keras_diffusion.samplers import DDPMSampler
 from keras_diffusion.samplers import DPMSolverSampler
 from keras_diffusion.schedules import as_schedule
+from keras_diffusion.utils.checks import check_choice
 from keras_diffusion.utils.checks import check_positive
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
@@ -92,12 +93,8 @@ class DDPM(GenerativeModel):
     def __init__(self, network, schedule="linear", seed=None, cond_drop_prob=0.1,
                  loss_weighting="uniform", min_snr_gamma=5.0, prediction="epsilon",
                  **kwargs):
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"`prediction` must be one of {PREDICTIONS}. "
-                             f"Got {prediction!r}")
-        if loss_weighting not in LOSS_WEIGHTINGS:
-            raise ValueError(f"`loss_weighting` must be one of {LOSS_WEIGHTINGS}. "
-                             f"Got {loss_weighting!r}")
+        check_choice("prediction", prediction, PREDICTIONS)
+        check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
         min_snr_gamma = check_positive("min_snr_gamma", min_snr_gamma)
         super().__init__(network, seed=seed, cond_drop_prob=cond_drop_prob,
                          **kwargs)

@@ -7,6 +7,7 @@ from keras_diffusion.models.generative_model import GenerativeModel
 from keras_diffusion.models.generative_model import unpack_batch
 from keras_diffusion.samplers import EulerSampler
 from keras_diffusion.samplers import HeunSampler
+from keras_diffusion.utils.checks import check_choice
 from keras_diffusion.utils.checks import check_positive
 from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
@@ -103,18 +104,10 @@ class RectifiedFlow(GenerativeModel):
                  **kwargs):
         super().__init__(network, seed=seed, cond_drop_prob=cond_drop_prob,
                          **kwargs)
-        if time_sampling not in TIME_SAMPLINGS:
-            raise ValueError(
-                f"Unknown `time_sampling` {time_sampling!r}; choose one of "
-                f"{', '.join(TIME_SAMPLINGS)}."
-            )
-        if velocity_loss not in VELOCITY_LOSSES:
-            raise ValueError(
-                f"Unknown `velocity_loss` {velocity_loss!r}; choose one of "
-                f"{', '.join(VELOCITY_LOSSES)}."
-            )
-        self.time_sampling = time_sampling
-        self.velocity_loss = velocity_loss
+        self.time_sampling = check_choice("time_sampling", time_sampling,
+                                          TIME_SAMPLINGS)
+        self.velocity_loss = check_choice("velocity_loss", velocity_loss,
+                                          VELOCITY_LOSSES)
         self.sampling_shift = check_positive("sampling_shift", sampling_shift)
 
     def network_times(self, times):

@@ -17,6 +17,14 @@ def check_int(name, value, minimum=1):
     return int(value)
 
 
+def check_choice(name, value, choices):
+    """Returns `value`; raises `ValueError` unless it is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(choices)}. "
+                         f"Got {value!r}")
+    return value
+
+
 # Seeds of `numpy.random.default_rng` and Keras' seed generators.
 MAX_SEED = 2**32 - 1
 
