@@ -463,7 +463,9 @@ def test_flow_recipes():
     assert RECIPES["reflow"].pair_sampler == "heun"
     assert RECIPES["reflow-uniform"].pair_sampler == "euler"
     assert RECIPES["reflow-uniform"].replace(
-        time_sampling="u_shaped", pair_sampler="heun", pair_steps=16) \
+        time_sampling="u_shaped", pair_sampler="heun", pair_steps=8,
+        learning_rate_decay="cosine", warmup_steps=200, ema_momentum=0.999,
+        sampling_shift=6.0) \
         == RECIPES["reflow"].replace(name="reflow-uniform",
                                      description=RECIPES["reflow-uniform"].description)
 
@@ -529,8 +531,10 @@ def test_kd_train_reflow_then_sample(model_files, tmp_path):
                                                      progress=False), atol=1e-5)
     flow2 = keras.saving.load_model(str(out / "reflow.keras"))
     assert isinstance(flow2, RectifiedFlow) and flow2.name == "reflow"
-    # Flow-2 trains with the reflow recipe's U-shaped t, not Flow-1's.
+    # Flow-2 trains with the reflow recipe's U-shaped t, not Flow-1's, and
+    # samples on the recipe's time grid (the pairs used Flow-1's).
     assert flow2.time_sampling == "u_shaped"
+    assert (flow1.sampling_shift, flow2.sampling_shift) == (3.0, 6.0)
 
     npz = tmp_path / "s.npz"
     result = CliRunner().invoke(cli, [

@@ -224,16 +224,20 @@ class FlowRecipe(UNetRecipe):
         time_sampling: how training draws t (see `RectifiedFlow`).
         velocity_loss: the loss on the velocity, `"mse"` or
             `"pseudo_huber"` (see `RectifiedFlow`).
+        sampling_shift: the time grid's shift that the trained flow samples
+            with (see `RectifiedFlow`).
     """
 
     time_sampling: str = "uniform"
     velocity_loss: str = "mse"
+    sampling_shift: float = 3.0
 
     model_class = RectifiedFlow
 
     def model_settings(self):
         return {"time_sampling": self.time_sampling,
-                "velocity_loss": self.velocity_loss}
+                "velocity_loss": self.velocity_loss,
+                "sampling_shift": self.sampling_shift}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -297,8 +301,8 @@ class ReflowRecipe(FlowRecipe):
     """A flow trained on `num_pairs` (noise, image) pairs, each drawn with
     `pair_steps` steps of `pair_sampler` (`"euler"` or `"heun"`) of a
     trained flow, starting from its weights and with its architecture
-    (`train_reflow(FLOW, kind=...)`), with this recipe's `time_sampling`
-    and `velocity_loss` whatever the first flow's were.
+    (`train_reflow(FLOW, kind=...)`), with this recipe's `time_sampling`,
+    `velocity_loss` and `sampling_shift` whatever the first flow's were.
 
     Three kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
     which trains both ends more: a few-step Flow-2 is evaluated at the
@@ -422,11 +426,14 @@ RECIPES = {recipe.name: recipe for recipe in (
                      "recipe (uniform t, batch 128)",
                      network=_LATENT_UNET, learning_rate=1e-3),
     # Heun pairs: at the same 32 evaluations a pair, closer to Flow-1's ODE
-    # (docs/rectified_flow.md#pairs-drawn-with-heun).
+    # (docs/rectified_flow.md#pairs-drawn-with-heun); the straighter Flow-2
+    # samples best on a grid shifted further (docs/rectified_flow.md#the-time-grid).
     ReflowRecipe(name="reflow",
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
                  learning_rate=1e-3, max_steps=4000, num_pairs=50000,
-                 pair_steps=16, pair_sampler="heun", time_sampling="u_shaped"),
+                 pair_steps=8, pair_sampler="heun", time_sampling="u_shaped",
+                 learning_rate_decay="cosine", warmup_steps=200,
+                 ema_momentum=0.999, sampling_shift=6.0),
     ReflowRecipe(name="reflow-uniform", description="the first reflow recipe "
                  "(uniform t, Euler pairs)", learning_rate=1e-3, max_steps=4000,
                  num_pairs=50000, pair_steps=32),
