@@ -425,9 +425,10 @@ RECIPES = {recipe.name: recipe for recipe in (
     LatentFlowRecipe(name="rf-latent-uniform", description="the first rf-latent "
                      "recipe (uniform t, batch 128)",
                      network=_LATENT_UNET, learning_rate=1e-3),
-    # Heun pairs: at the same 32 evaluations a pair, closer to Flow-1's ODE
-    # (docs/rectified_flow.md#pairs-drawn-with-heun); the straighter Flow-2
-    # samples best on a grid shifted further (docs/rectified_flow.md#the-time-grid).
+    # Heun pairs: closer to Flow-1's ODE than Euler's at the same evaluations
+    # (docs/rectified_flow.md#pairs-drawn-with-heun); the rf recipes' cosine
+    # learning rate and EMA (#a-cosine-learning-rate-for-flow-2); the
+    # straighter Flow-2 samples best on a grid shifted further (#the-time-grid).
     ReflowRecipe(name="reflow",
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
                  learning_rate=1e-3, max_steps=4000, num_pairs=50000,
