@@ -135,6 +135,25 @@ def test_u_shaped_time_sampling_follows_its_density():
     assert shares[0] > 2 * shares[2] and shares[-1] > 2 * shares[2]  # uniform: 1
 
 
+def test_zero_time_share_puts_that_share_at_t_0_and_keeps_the_rest():
+    model = RectifiedFlow(_tiny_unet(), time_sampling="u_shaped",
+                          zero_time_share=0.25, seed=1)
+    times = _np(model.sample_times(40000))
+    zeros = times == 0.0
+    assert abs(zeros.mean() - 0.25) < 0.01
+    # The rest still follow the U-shaped density: as often in the first
+    # fifth as in the last, and more than twice as often as in the middle.
+    shares = np.histogram(times[~zeros], bins=np.linspace(0, 1, 6))[0]
+    assert abs(shares[0] - shares[-1]) < 0.05 * shares[0]
+    assert shares[0] > 2 * shares[2]
+    assert RectifiedFlow.from_config(model.get_config()).zero_time_share == 0.25
+    assert not (_np(RectifiedFlow(_tiny_unet(), seed=1).sample_times(1000))
+                == 0.0).any()
+    for share in (-0.1, 1.5, True, "half"):
+        with pytest.raises(ValueError, match="zero_time_share"):
+            RectifiedFlow(_tiny_unet(), zero_time_share=share)
+
+
 @pytest.mark.parametrize("x, match", [
     ({"images": np.zeros((2, 4, 4, 1))}, "'noise' and 'images'"),
     ({"noise": np.zeros((2, 4, 4, 1)), "images": np.zeros((2, 4, 4, 1)),
@@ -465,7 +484,7 @@ def test_flow_recipes():
     assert RECIPES["reflow-uniform"].replace(
         time_sampling="u_shaped", pair_sampler="heun", pair_steps=8,
         learning_rate_decay="cosine", warmup_steps=200, ema_momentum=0.999,
-        sampling_shift=6.0) \
+        sampling_shift=6.0, zero_time_share=0.25) \
         == RECIPES["reflow"].replace(name="reflow-uniform",
                                      description=RECIPES["reflow-uniform"].description)
 
@@ -535,6 +554,7 @@ def test_kd_train_reflow_then_sample(model_files, tmp_path):
     # samples on the recipe's time grid (the pairs used Flow-1's).
     assert flow2.time_sampling == "u_shaped"
     assert (flow1.sampling_shift, flow2.sampling_shift) == (3.0, 6.0)
+    assert (flow1.zero_time_share, flow2.zero_time_share) == (0.0, 0.25)
 
     npz = tmp_path / "s.npz"
     result = CliRunner().invoke(cli, [

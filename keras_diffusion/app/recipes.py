@@ -226,18 +226,22 @@ class FlowRecipe(UNetRecipe):
             `"pseudo_huber"` (see `RectifiedFlow`).
         sampling_shift: the time grid's shift that the trained flow samples
             with (see `RectifiedFlow`).
+        zero_time_share: the share of each batch trained at t = 0 (see
+            `RectifiedFlow`).
     """
 
     time_sampling: str = "uniform"
     velocity_loss: str = "mse"
     sampling_shift: float = 3.0
+    zero_time_share: float = 0.0
 
     model_class = RectifiedFlow
 
     def model_settings(self):
         return {"time_sampling": self.time_sampling,
                 "velocity_loss": self.velocity_loss,
-                "sampling_shift": self.sampling_shift}
+                "sampling_shift": self.sampling_shift,
+                "zero_time_share": self.zero_time_share}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -302,7 +306,8 @@ class ReflowRecipe(FlowRecipe):
     `pair_steps` steps of `pair_sampler` (`"euler"` or `"heun"`) of a
     trained flow, starting from its weights and with its architecture
     (`train_reflow(FLOW, kind=...)`), with this recipe's `time_sampling`,
-    `velocity_loss` and `sampling_shift` whatever the first flow's were.
+    `zero_time_share`, `velocity_loss` and `sampling_shift` whatever the
+    first flow's were.
 
     Three kinds: `reflow` trains Flow-2 with U-shaped t (`"u_shaped"`,
     which trains both ends more: a few-step Flow-2 is evaluated at the
@@ -428,13 +433,15 @@ RECIPES = {recipe.name: recipe for recipe in (
     # Heun pairs: closer to Flow-1's ODE than Euler's at the same evaluations
     # (docs/rectified_flow.md#pairs-drawn-with-heun); the rf recipes' cosine
     # learning rate and EMA (#a-cosine-learning-rate-for-flow-2); the
-    # straighter Flow-2 samples best on a grid shifted further (#the-time-grid).
+    # straighter Flow-2 samples best on a grid shifted further (#the-time-grid);
+    # a quarter of each batch at t = 0, where every few-step sample starts
+    # (#flow-2-trained-at-t--0-too).
     ReflowRecipe(name="reflow",
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
                  learning_rate=1e-3, max_steps=4000, num_pairs=50000,
                  pair_steps=8, pair_sampler="heun", time_sampling="u_shaped",
-                 learning_rate_decay="cosine", warmup_steps=200,
-                 ema_momentum=0.999, sampling_shift=6.0),
+                 zero_time_share=0.25, learning_rate_decay="cosine",
+                 warmup_steps=200, ema_momentum=0.999, sampling_shift=6.0),
     ReflowRecipe(name="reflow-uniform", description="the first reflow recipe "
                  "(uniform t, Euler pairs)", learning_rate=1e-3, max_steps=4000,
                  num_pairs=50000, pair_steps=32),

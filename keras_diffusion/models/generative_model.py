@@ -8,6 +8,7 @@ from keras_diffusion.guidance import classifier_guided_model_fn
 from keras_diffusion.models.trainable_model import TrainableModel
 from keras_diffusion.samplers import make_step_function
 from keras_diffusion.samplers import run_sampler
+from keras_diffusion.utils.checks import check_share
 from keras_diffusion.utils.replicas import draw_for_global_batch
 
 
@@ -46,13 +47,9 @@ class GenerativeModel(TrainableModel):
 
     def __init__(self, network, seed=None, cond_drop_prob=0.1, **kwargs):
         super().__init__(**kwargs)
-        if not 0.0 <= cond_drop_prob <= 1.0:
-            raise ValueError(
-                f"`cond_drop_prob` must be in [0, 1]. Got {cond_drop_prob}"
-            )
         self.network = network
         self.seed = seed
-        self.cond_drop_prob = cond_drop_prob
+        self.cond_drop_prob = check_share("cond_drop_prob", cond_drop_prob)
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.image_shape = tuple(network.input["noisy_images"].shape[1:])
         self.num_classes = getattr(network, "num_classes", None)

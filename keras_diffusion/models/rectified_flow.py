@@ -9,6 +9,7 @@ from keras_diffusion.samplers import EulerSampler
 from keras_diffusion.samplers import HeunSampler
 from keras_diffusion.utils.checks import check_choice
 from keras_diffusion.utils.checks import check_positive
+from keras_diffusion.utils.checks import check_share
 from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
@@ -69,6 +70,10 @@ class RectifiedFlow(GenerativeModel):
             always: trains only the one-step map `x1 = x0 + v(x0, 0)`, the
             paper's distillation of a flow into a one-step student, for
             pairs from `generate_pairs`; such a model samples in one step).
+        zero_time_share: float in [0, 1], the share of each batch trained at
+            t = 0 exactly, whatever `time_sampling` draws for the rest: the
+            one time that every few-step sample starts from, and the whole
+            of a one-step sample (docs/rectified_flow.md#flow-2-trained-at-t--0-too).
         velocity_loss: `"mse"` (the mean squared error, the paper's) or
             `"pseudo_huber"` (per sample, `sqrt(|e|^2 + c^2) - c` over its
             `d` numbers, divided by `d`, with `c = 0.00054 d`: close to the
@@ -101,7 +106,7 @@ class RectifiedFlow(GenerativeModel):
 
     def __init__(self, network, time_sampling="uniform", seed=None,
                  cond_drop_prob=0.1, sampling_shift=3.0, velocity_loss="mse",
-                 **kwargs):
+                 zero_time_share=0.0, **kwargs):
         super().__init__(network, seed=seed, cond_drop_prob=cond_drop_prob,
                          **kwargs)
         self.time_sampling = check_choice("time_sampling", time_sampling,
@@ -109,6 +114,7 @@ class RectifiedFlow(GenerativeModel):
         self.velocity_loss = check_choice("velocity_loss", velocity_loss,
                                           VELOCITY_LOSSES)
         self.sampling_shift = check_positive("sampling_shift", sampling_shift)
+        self.zero_time_share = check_share("zero_time_share", zero_time_share)
 
     def network_times(self, times):
         """Flow times are the network's times (floats in [0, 1])."""
@@ -129,7 +135,16 @@ class RectifiedFlow(GenerativeModel):
         return images - ops.cast(noise, images.dtype)
 
     def sample_times(self, batch_size):
-        """Training times in [0, 1], drawn as `time_sampling` says."""
+        """Training times in [0, 1]: `zero_time_share` of them 0, the others
+        drawn as `time_sampling` says."""
+        times = self._draw_times(batch_size)
+        if self.zero_time_share == 0.0:
+            return times
+        coins = draw_for_global_batch(keras.random.uniform, (batch_size,),
+                                      seed=self.seed_generator)
+        return ops.where(coins < self.zero_time_share, 0.0, times)
+
+    def _draw_times(self, batch_size):
         # Drawn for the global batch under tf.distribute (see
         # `draw_for_global_batch`), so replicas never share times.
         if self.time_sampling == "logit_normal":
@@ -213,6 +228,7 @@ class RectifiedFlow(GenerativeModel):
         config["time_sampling"] = self.time_sampling
         config["velocity_loss"] = self.velocity_loss
         config["sampling_shift"] = self.sampling_shift
+        config["zero_time_share"] = self.zero_time_share
         return config
 
 

@@ -38,6 +38,15 @@ def check_positive(name, value):
     return float(value)
 
 
+def check_share(name, value):
+    """Returns `value` as a float; raises `ValueError` unless it is a number
+    (not a bool) in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            0.0 <= value <= 1.0):
+        raise ValueError(f"`{name}` must be a number in [0, 1]. Got {value!r}")
+    return float(value)
+
+
 def check_seed(seed):
     """Returns `seed` as an int; raises `ValueError` unless it is in 0 to
     `MAX_SEED`."""
