@@ -1,18 +1,22 @@
-"""FID of DPM-Solver++(2M) under several timestep spacings, at equal steps.
+"""FID of DPM-Solver++(2M) or DDIM under several timestep spacings, at equal steps.
 
     python benchmarks/dpm_spacing.py --model ddpm --data PATH --steps 10 \
-        [--spacings shipped diffusers to-zero lambda] [--num 1000]
+        [--sampler dpm|ddim] [--spacings shipped diffusers to-zero lambda] \
+        [--num 1000]
 
-Each spacing is a `DPMSolverSampler` whose `timesteps()` is replaced; the
-update and its coefficients are the shipped ones. `--num` images are
+Each spacing is a `DPMSolverSampler` (`--sampler ddim`: a `DDIMSampler`)
+whose `timesteps()` is replaced; the update and its coefficients are the
+shipped ones. `--num` images are
 sampled from the same noise as `model.generate(num, seed=0)` (a
 class-conditional model: classes cycling 0-9, guidance `--guidance`) and
 scored by the shipped evaluator, one Markdown row per spacing:
 
-- `shipped`: `DPMSolverSampler.timesteps()`: even in `t` from `T - 1`, the
-  last start at `(T - 1) / (2 n - 1)`, then the clean data;
+- `shipped`: the sampler's own `timesteps()`; DPM-Solver's: even in `t`
+  from `T - 1`, the last start at `(T - 1) / (2 n - 1)`, then the clean
+  data; DDIM's is `to-zero`;
 - `diffusers`: diffusers' "linspace" (`np.linspace(0, T - 1, n + 1)`, reversed,
-  without its 0): the last start at about `T / n`, then the clean data;
+  without its 0): the last start at about `T / n`, then the clean data
+  (for DDIM, the same as diffusers' "trailing");
 - `to-zero`: DDIM's spacing here (`np.linspace(T - 1, 0, n)`), then the
   clean data (the last step only removes the noise left at `t = 0`);
 - `lambda`: even in `lambda_t` from `T - 1` to 0, then the clean data.
@@ -24,13 +28,21 @@ import time
 import numpy as np
 
 
-def spacing_timesteps(name, num_steps, schedule):
-    """The starts of the steps (the last step then goes to the clean data)."""
+SAMPLERS = ("dpm", "ddim")
+
+
+def sampler_class(name):
+    from keras_diffusion.samplers import DDIMSampler
     from keras_diffusion.samplers import DPMSolverSampler
 
+    return {"dpm": DPMSolverSampler, "ddim": DDIMSampler}[name]
+
+
+def spacing_timesteps(name, num_steps, schedule, sampler="dpm"):
+    """The starts of the steps (the last step then goes to the clean data)."""
     total = schedule.num_timesteps
     if name == "shipped":
-        sampler = DPMSolverSampler(schedule, num_steps)
+        sampler = sampler_class(sampler)(schedule, num_steps)
         return [int(t) for t, _ in sampler.timesteps()]
     if name == "diffusers":
         times = np.linspace(0, total - 1, num_steps + 1).round()[::-1][:-1]
@@ -54,6 +66,7 @@ def main():
     parser.add_argument("--model", required=True, help="Shipped name or .keras path.")
     parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--sampler", choices=SAMPLERS, default="dpm")
     parser.add_argument("--spacings", nargs="+",
                         default=["shipped", "diffusers", "to-zero", "lambda"])
     parser.add_argument("--guidance", type=float, default=4.0)
@@ -65,7 +78,6 @@ def main():
     from _tables import model_with_floor
 
     from keras_diffusion.guidance import Conditioning
-    from keras_diffusion.samplers import DPMSolverSampler
     from keras_diffusion.samplers import make_step_function
     from keras_diffusion.samplers import run_sampler
 
@@ -76,15 +88,15 @@ def main():
     noise = np.random.default_rng(0).standard_normal(
         (args.num,) + model.image_shape).astype("float32")
     print(f"model {args.model}, backend {keras.backend.backend()}, {args.num} "
-          f"samples, {args.steps} steps"
+          f"samples, {args.sampler} {args.steps} steps"
           + ("" if labels is None else f", guidance {args.guidance}")
           + f"; floor {floor:.2f}")
     print("| spacing | step starts | FID | confident | s / 100 images |")
     print("| --- | --- | --- | --- | --- |")
     for name in args.spacings:
-        times = spacing_timesteps(name, args.steps, model.schedule)
+        times = spacing_timesteps(name, args.steps, model.schedule, args.sampler)
 
-        class Sampler(DPMSolverSampler):
+        class Sampler(sampler_class(args.sampler)):
             def timesteps(self, times=times):
                 return list(zip(times, times[1:] + [-1]))
 

@@ -16,6 +16,7 @@ recipes are written for 28x28x1 MNIST digits, 10 classes).
 """
 
 import dataclasses
+import inspect
 
 import keras
 
@@ -216,6 +217,13 @@ class LatentDiffusionRecipe(_OnLatents, DiffusionRecipe):
     model_class = LatentDiffusion
 
 
+_FLOW_DEFAULTS = {
+    name: inspect.signature(RectifiedFlow).parameters[name].default
+    for name in ("time_sampling", "velocity_loss", "sampling_shift",
+                 "zero_time_share")
+}
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class FlowRecipe(UNetRecipe):
     """A pixel-space `RectifiedFlow` with a `UNet`.
@@ -230,18 +238,17 @@ class FlowRecipe(UNetRecipe):
             `RectifiedFlow`).
     """
 
-    time_sampling: str = "uniform"
-    velocity_loss: str = "mse"
-    sampling_shift: float = 3.0
-    zero_time_share: float = 0.0
+    # The defaults are `RectifiedFlow`'s own, read from its signature so
+    # that each lives in one place.
+    time_sampling: str = _FLOW_DEFAULTS["time_sampling"]
+    velocity_loss: str = _FLOW_DEFAULTS["velocity_loss"]
+    sampling_shift: float = _FLOW_DEFAULTS["sampling_shift"]
+    zero_time_share: float = _FLOW_DEFAULTS["zero_time_share"]
 
     model_class = RectifiedFlow
 
     def model_settings(self):
-        return {"time_sampling": self.time_sampling,
-                "velocity_loss": self.velocity_loss,
-                "sampling_shift": self.sampling_shift,
-                "zero_time_share": self.zero_time_share}
+        return {name: getattr(self, name) for name in _FLOW_DEFAULTS}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -434,13 +441,13 @@ RECIPES = {recipe.name: recipe for recipe in (
     # (docs/rectified_flow.md#pairs-drawn-with-heun); the rf recipes' cosine
     # learning rate and EMA (#a-cosine-learning-rate-for-flow-2); the
     # straighter Flow-2 samples best on a grid shifted further (#the-time-grid);
-    # a quarter of each batch at t = 0, where every few-step sample starts
+    # three quarters of each batch at t = 0, where every few-step sample starts
     # (#flow-2-trained-at-t--0-too).
     ReflowRecipe(name="reflow",
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
                  learning_rate=1e-3, max_steps=4000, num_pairs=50000,
                  pair_steps=8, pair_sampler="heun", time_sampling="u_shaped",
-                 zero_time_share=0.25, learning_rate_decay="cosine",
+                 zero_time_share=0.75, learning_rate_decay="cosine",
                  warmup_steps=200, ema_momentum=0.999, sampling_shift=6.0),
     ReflowRecipe(name="reflow-uniform", description="the first reflow recipe "
                  "(uniform t, Euler pairs)", learning_rate=1e-3, max_steps=4000,
