@@ -484,7 +484,7 @@ def test_flow_recipes():
     assert RECIPES["reflow-uniform"].replace(
         time_sampling="u_shaped", pair_sampler="heun", pair_steps=8,
         learning_rate_decay="cosine", warmup_steps=200, ema_momentum=0.999,
-        sampling_shift=6.0, zero_time_share=0.75) \
+        sampling_shift=6.0, zero_time_share=0.9) \
         == RECIPES["reflow"].replace(name="reflow-uniform",
                                      description=RECIPES["reflow-uniform"].description)
 
@@ -554,7 +554,7 @@ def test_kd_train_reflow_then_sample(model_files, tmp_path):
     # samples on the recipe's time grid (the pairs used Flow-1's).
     assert flow2.time_sampling == "u_shaped"
     assert (flow1.sampling_shift, flow2.sampling_shift) == (3.0, 6.0)
-    assert (flow1.zero_time_share, flow2.zero_time_share) == (0.0, 0.75)
+    assert (flow1.zero_time_share, flow2.zero_time_share) == (0.0, 0.9)
 
     npz = tmp_path / "s.npz"
     result = CliRunner().invoke(cli, [

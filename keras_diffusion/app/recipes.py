@@ -441,13 +441,13 @@ RECIPES = {recipe.name: recipe for recipe in (
     # (docs/rectified_flow.md#pairs-drawn-with-heun); the rf recipes' cosine
     # learning rate and EMA (#a-cosine-learning-rate-for-flow-2); the
     # straighter Flow-2 samples best on a grid shifted further (#the-time-grid);
-    # three quarters of each batch at t = 0, where every few-step sample starts
-    # (#flow-2-trained-at-t--0-too).
+    # nine tenths of each batch at t = 0, where every few-step sample starts
+    # (#flow-2-trained-at-t--0-too, #how-large-a-share).
     ReflowRecipe(name="reflow",
                  description="Flow-2 on pairs drawn from a trained flow (--from)",
                  learning_rate=1e-3, max_steps=4000, num_pairs=50000,
                  pair_steps=8, pair_sampler="heun", time_sampling="u_shaped",
-                 zero_time_share=0.75, learning_rate_decay="cosine",
+                 zero_time_share=0.9, learning_rate_decay="cosine",
                  warmup_steps=200, ema_momentum=0.999, sampling_shift=6.0),
     ReflowRecipe(name="reflow-uniform", description="the first reflow recipe "
                  "(uniform t, Euler pairs)", learning_rate=1e-3, max_steps=4000,
