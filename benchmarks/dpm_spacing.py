@@ -28,22 +28,13 @@ import time
 import numpy as np
 
 
-SAMPLERS = ("dpm", "ddim")
-
-
-def sampler_class(name):
-    from keras_diffusion.samplers import DDIMSampler
-    from keras_diffusion.samplers import DPMSolverSampler
-
-    return {"dpm": DPMSolverSampler, "ddim": DDIMSampler}[name]
-
-
-def spacing_timesteps(name, num_steps, schedule, sampler="dpm"):
-    """The starts of the steps (the last step then goes to the clean data)."""
+def spacing_timesteps(name, shipped_sampler):
+    """The starts of the steps (the last step then goes to the clean data);
+    `shipped_sampler` is the model's own (`model.make_sampler`)."""
+    schedule, num_steps = shipped_sampler.schedule, shipped_sampler.num_steps
     total = schedule.num_timesteps
     if name == "shipped":
-        sampler = sampler_class(sampler)(schedule, num_steps)
-        return [int(t) for t, _ in sampler.timesteps()]
+        return [int(t) for t, _ in shipped_sampler.timesteps()]
     if name == "diffusers":
         times = np.linspace(0, total - 1, num_steps + 1).round()[::-1][:-1]
     elif name == "to-zero":
@@ -66,7 +57,7 @@ def main():
     parser.add_argument("--model", required=True, help="Shipped name or .keras path.")
     parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--sampler", choices=SAMPLERS, default="dpm")
+    parser.add_argument("--sampler", choices=("dpm", "ddim"), default="dpm")
     parser.add_argument("--spacings", nargs="+",
                         default=["shipped", "diffusers", "to-zero", "lambda"])
     parser.add_argument("--guidance", type=float, default=4.0)
@@ -94,9 +85,10 @@ def main():
     print("| spacing | step starts | FID | confident | s / 100 images |")
     print("| --- | --- | --- | --- | --- |")
     for name in args.spacings:
-        times = spacing_timesteps(name, args.steps, model.schedule, args.sampler)
+        shipped_sampler = model.make_sampler(args.sampler, args.steps)
+        times = spacing_timesteps(name, shipped_sampler)
 
-        class Sampler(sampler_class(args.sampler)):
+        class Sampler(type(shipped_sampler)):
             def timesteps(self, times=times):
                 return list(zip(times, times[1:] + [-1]))
 
