@@ -149,7 +149,8 @@ def _fixed_network(output):
 def test_min_snr_weights_v_and_noise_errors_alike():
     """With min-SNR, a v-prediction and the noise prediction it stands for
     have the same loss: the v error is the noise error over alpha, and the
-    weights are min(SNR, 5) / (SNR + 1) against min(SNR, 5) / SNR."""
+    weights are min(SNR, 5) / (SNR + 1) against min(SNR, 5) / SNR (and
+    min(SNR + 1, 6) over the same for `"min_snr_plus_one"`)."""
     from keras_diffusion.schedules import LinearBetaSchedule
 
     schedule = LinearBetaSchedule()
@@ -157,13 +158,16 @@ def test_min_snr_weights_v_and_noise_errors_alike():
     zero_v = _fixed_network(lambda samples, times: 0.0 * samples)
     same_noise = _fixed_network(_NoiseRateTimesSamples(schedule))
     losses = {}
-    for weighting in ("min_snr", "uniform"):
+    for weighting in ("min_snr", "min_snr_plus_one", "uniform"):
         for prediction, network in (("v", zero_v), ("epsilon", same_noise)):
             model = DDPM(network, schedule=schedule, seed=3, prediction=prediction,
                          loss_weighting=weighting)
             losses[weighting, prediction] = float(model.compute_loss(x=images))
-    np.testing.assert_allclose(losses["min_snr", "v"], losses["min_snr", "epsilon"],
-                               rtol=1e-4)
+    for weighting in ("min_snr", "min_snr_plus_one"):
+        np.testing.assert_allclose(losses[weighting, "v"],
+                                   losses[weighting, "epsilon"], rtol=1e-4)
+    # Plus one weighs every timestep more, most where SNR is small.
+    assert losses["min_snr_plus_one", "v"] > 1.5 * losses["min_snr", "v"], losses
     # Unweighted, the two losses differ: the noise error is alpha times smaller.
     assert losses["uniform", "epsilon"] < 0.9 * losses["uniform", "v"], losses
 

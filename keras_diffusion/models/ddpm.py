@@ -12,7 +12,7 @@ from keras_diffusion.utils.checks import check_positive
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = ("ddpm", "ddim", "dpm", "dpm-sde")
-LOSS_WEIGHTINGS = ("uniform", "min_snr")
+LOSS_WEIGHTINGS = ("uniform", "min_snr", "min_snr_plus_one")
 PREDICTIONS = ("epsilon", "v")
 
 
@@ -57,19 +57,23 @@ class DDPM(GenerativeModel):
         schedule: a `NoiseSchedule`, or `"linear"` / `"cosine"`.
         seed: int or None, seeds the training noise.
         cond_drop_prob: float in [0, 1], the rate of condition dropout.
-        loss_weighting: `"uniform"` (DDPM's simple loss) or `"min_snr"`:
+        loss_weighting: `"uniform"` (DDPM's simple loss), `"min_snr"`:
             each example's squared error is weighted by
             `min(SNR_t, min_snr_gamma) / SNR_t` (Min-SNR-gamma, Hang et al.,
             2023, for a noise prediction), which takes weight off the
-            low-noise timesteps.
-        min_snr_gamma: float > 0, the gamma of `"min_snr"`.
+            low-noise timesteps, or `"min_snr_plus_one"`:
+            `min(SNR_t + 1, min_snr_gamma + 1) / SNR_t`, which also puts
+            the weight of the v error back on the high-noise ones (for
+            `"v"`, a plain v loss wherever `SNR_t < min_snr_gamma`).
+        min_snr_gamma: float > 0, the gamma of the min-SNR weightings.
         prediction: what the network predicts: `"epsilon"` (the added
             noise, DDPM's) or `"v"` (`v = signal_rate * noise - noise_rate *
             images`, Salimans & Ho, 2022), which is closer to the image at
             high noise. Samplers always see a noise prediction
             (`noise_from_output`). For `"v"` the loss is the squared error
-            of `v`, and `"min_snr"` weights it by `min(SNR_t, gamma) /
-            (SNR_t + 1)`: the same weight per timestep as for `"epsilon"`.
+            of `v`, and the min-SNR weightings divide by `SNR_t + 1`
+            instead of `SNR_t`: the same weight per timestep as for
+            `"epsilon"`.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -168,12 +172,15 @@ class DDPM(GenerativeModel):
             signal_rates, noise_rates = self._rates(timesteps)
             targets = signal_rates * noises - noise_rates * images
         squared_errors = ops.square(outputs - targets)
-        if self.loss_weighting == "min_snr":
+        if self.loss_weighting != "uniform":
             snr = self.schedule.snr(timesteps)
             # min(SNR, gamma) / SNR on the noise's error; the v error is the
             # noise's over signal_rate, hence SNR + 1 (Hang et al., 2023).
             denominator = snr if self.prediction == "epsilon" else snr + 1.0
-            weights = ops.minimum(snr, self.min_snr_gamma) / denominator
+            if self.loss_weighting == "min_snr":
+                weights = ops.minimum(snr, self.min_snr_gamma) / denominator
+            else:
+                weights = ops.minimum(snr + 1.0, self.min_snr_gamma + 1.0) / denominator
             squared_errors = ops.reshape(weights, (-1, 1, 1, 1)) * squared_errors
         return scale_loss_for_replicas(ops.mean(squared_errors))
 
