@@ -293,13 +293,15 @@ def poison(monkeypatch):
     The next update then makes every weight NaN, and the loss of the step
     after it is NaN: a deterministic stand-in for a divergent run that works
     compiled under every backend (the learning rate is an optimizer variable,
-    which JAX reads back at each epoch's start).
+    which JAX reads back at each epoch's start; a constant one, since a
+    learning-rate schedule cannot be overwritten).
     """
     from keras_diffusion.app import recipes
     from keras_diffusion.app import train as training
 
     monkeypatch.setitem(recipes.RECIPES, "ddpm", dataclasses.replace(
-        recipes.RECIPES["ddpm"], network=TINY_UNET))
+        recipes.RECIPES["ddpm"], network=TINY_UNET,
+        learning_rate_decay="constant", warmup_steps=0))
     real_build = training.build_model
 
     def set_poison(from_epoch):
