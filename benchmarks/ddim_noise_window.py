@@ -24,16 +24,10 @@ def windowed_sampler(model, num_steps, low, high):
     from keras_diffusion.samplers import DDIMSampler
 
     class WindowedDDIM(DDIMSampler):
-        def _make_tables(self):
-            tables = super()._make_tables()
-            timesteps = np.arange(len(tables["sigmas"]))
-            inside = (timesteps >= low) & (timesteps < high)
-            sigmas = np.where(inside, tables["sigmas"], 0.0).astype("float64")
-            tables["sigmas"] = sigmas.astype("float32")
-            tables["direction"] = np.sqrt(np.maximum(
-                1 - tables["alpha_bars_prev"].astype("float64") - sigmas**2, 0.0
-            )).astype("float32")
-            return tables
+        def _sigmas(self, alpha_bars, alpha_bars_prev):
+            sigmas = super()._sigmas(alpha_bars, alpha_bars_prev)
+            timesteps = np.arange(len(sigmas))
+            return np.where((timesteps >= low) & (timesteps < high), sigmas, 0.0)
 
     return WindowedDDIM(model.schedule, num_steps, eta=1.0,
                         clip_sample=model.clip_sample)

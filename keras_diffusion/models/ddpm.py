@@ -177,10 +177,10 @@ class DDPM(GenerativeModel):
             # min(SNR, gamma) / SNR on the noise's error; the v error is the
             # noise's over signal_rate, hence SNR + 1 (Hang et al., 2023).
             denominator = snr if self.prediction == "epsilon" else snr + 1.0
-            if self.loss_weighting == "min_snr":
-                weights = ops.minimum(snr, self.min_snr_gamma) / denominator
-            else:
-                weights = ops.minimum(snr + 1.0, self.min_snr_gamma + 1.0) / denominator
+            weights = ops.minimum(snr, self.min_snr_gamma)
+            if self.loss_weighting == "min_snr_plus_one":
+                weights = weights + 1.0  # min(SNR + 1, gamma + 1)
+            weights = weights / denominator
             squared_errors = ops.reshape(weights, (-1, 1, 1, 1)) * squared_errors
         return scale_loss_for_replicas(ops.mean(squared_errors))
 

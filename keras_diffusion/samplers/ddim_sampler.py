@@ -32,18 +32,22 @@ class DDIMSampler(DDPMSampler):
         tables = super()._make_tables()
         alpha_bars = tables["alpha_bars"].astype("float64")
         alpha_bars_prev = tables["alpha_bars_prev"].astype("float64")
-        # Unused timesteps hold alpha_bar = 1; their entries are never read.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sigmas = np.nan_to_num(
-                self.eta
-                * np.sqrt((1 - alpha_bars_prev) / (1 - alpha_bars))
-                * np.sqrt(np.maximum(1 - alpha_bars / alpha_bars_prev, 0.0))
-            )
+        sigmas = self._sigmas(alpha_bars, alpha_bars_prev)
         tables["sigmas"] = sigmas.astype("float32")
         tables["direction"] = np.sqrt(
             np.maximum(1 - alpha_bars_prev - sigmas**2, 0.0)
         ).astype("float32")
         return tables
+
+    def _sigmas(self, alpha_bars, alpha_bars_prev):
+        """Each timestep's fresh-noise scale (float64, indexed by `t`)."""
+        # Unused timesteps hold alpha_bar = 1; their entries are never read.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.nan_to_num(
+                self.eta
+                * np.sqrt((1 - alpha_bars_prev) / (1 - alpha_bars))
+                * np.sqrt(np.maximum(1 - alpha_bars / alpha_bars_prev, 0.0))
+            )
 
     def step(self, model_fn, samples, t, t_prev, noise=None):
         pred_noises = model_fn(samples, t)
