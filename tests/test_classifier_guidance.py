@@ -160,6 +160,42 @@ def test_save_and_load(tmp_path):
     assert loaded.schedule.num_timesteps == 1000
 
 
+def test_random_shifts_move_each_image_by_whole_pixels_within_range():
+    from keras_diffusion.models.noisy_classifier import random_shifts
+
+    images = np.full((64, 28, 28, 1), -1.0, "float32")
+    images[:, 10:18, 12:16] = 1.0  # an 8x4 bar, away from the border
+    shifted = _np(random_shifts(images, 2, keras.random.SeedGenerator(0)))
+    offsets = set()
+    for image in shifted[..., 0]:
+        rows, columns = np.nonzero(image > 0)
+        assert len(rows) == 32  # the whole bar, moved, not resampled
+        assert set(np.unique(image)) == {-1.0, 1.0}
+        offsets.add((rows.min() - 10, columns.min() - 12))
+    assert offsets <= {(r, c) for r in range(-2, 3) for c in range(-2, 3)}
+    assert len(offsets) > 10  # each image draws its own offset
+
+
+def test_max_shift_trains_saves_and_is_checked(mnist_batch, tmp_path):
+    from keras_diffusion.presets import load_model
+
+    images, labels = mnist_batch
+    classifier = NoisyClassifier(
+        TimeConditionedClassifier(widths=(8, 16), embedding_dim=16), seed=1,
+        max_shift=2)
+    classifier.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = classifier.fit(images[:128], labels[:128], batch_size=64,
+                             epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    path = str(tmp_path / "shifted.keras")
+    classifier.save(path)
+    assert load_model(path, expected_type=NoisyClassifier).max_shift == 2
+    for bad in (-1, 1.5):
+        with pytest.raises(ValueError, match="max_shift"):
+            NoisyClassifier(TimeConditionedClassifier(widths=(8, 16)),
+                            max_shift=bad)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"classifier_scale": -1.0, "labels": 3}, ">= 0"),
     ({"classifier_scale": float("nan"), "labels": 3}, ">= 0"),

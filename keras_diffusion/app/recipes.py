@@ -289,9 +289,11 @@ class VAERecipe(Recipe):
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class ClassifierRecipe(Recipe):
     """A `NoisyClassifier` of noisy images, for classifier guidance of the
-    DDPM trained with the same `schedule`."""
+    DDPM trained with the same `schedule`; `max_shift`, the random shift of
+    its training images (`NoisyClassifier`)."""
 
     schedule: str = "linear"
+    max_shift: int = 0
 
     draws_samples = False
 
@@ -300,7 +302,7 @@ class ClassifierRecipe(Recipe):
         network = TimeConditionedClassifier(
             **self.network_settings(image_shape, num_classes))
         return NoisyClassifier(network, schedule=self.schedule, seed=seed,
-                               name=self.name)
+                               max_shift=self.max_shift, name=self.name)
 
     def optimizer(self, learning_rate=None, total_steps=None):
         return keras.optimizers.AdamW(learning_rate or self.learning_rate,

@@ -16,7 +16,11 @@ class NoisyClassifier(TrainableModel):
     timestep `t ~ U{0, T-1}` and noise `eps ~ N(0, I)`, form
     `x_t = sqrt(alpha_bar_t) * x_0 + sqrt(1 - alpha_bar_t) * eps`, and
     minimize the softmax cross-entropy of `network(x_t, t / T)` against the
-    image's class. The classifier then knows `p(y | x_t, t)` at every noise
+    image's class. With `max_shift`, each clean image is first moved by its
+    own random whole-pixel offset (up to `max_shift` each way, the border
+    mirrored into the gap), as the evaluator is trained: a classifier that
+    has seen shifted digits is harder for guidance to satisfy with a shape
+    that no other reader would call that class. The classifier then knows `p(y | x_t, t)` at every noise
     level a sampler visits, and `grad_x log p(y | x_t, t)` steers an
     unconditional DDPM toward class `y` (Dhariwal & Nichol, 2021; see
     `keras_diffusion.guidance.classifier_log_prob_gradient`). Use the
@@ -35,6 +39,8 @@ class NoisyClassifier(TrainableModel):
             `keras_diffusion.networks.TimeConditionedClassifier`.
         schedule: a `NoiseSchedule`, or `"linear"` / `"cosine"`.
         seed: int or None, seeds the training timesteps and noise.
+        max_shift: int, the largest random shift, in pixels, of a training
+            image (0: none).
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -45,8 +51,13 @@ class NoisyClassifier(TrainableModel):
     (N, 10)
     """
 
-    def __init__(self, network, schedule="linear", seed=None, **kwargs):
+    def __init__(self, network, schedule="linear", seed=None, max_shift=0,
+                 **kwargs):
         super().__init__(**kwargs)
+        if int(max_shift) != max_shift or max_shift < 0:
+            raise ValueError(f"`max_shift` must be a whole number of pixels "
+                             f">= 0. Got {max_shift!r}")
+        self.max_shift = int(max_shift)
         self.network = network
         self.schedule = as_schedule(schedule)
         self.seed = seed
@@ -80,6 +91,8 @@ class NoisyClassifier(TrainableModel):
         if labels is None:
             raise ValueError("A NoisyClassifier trains on labelled images: "
                              "`model.fit(images, labels)`.")
+        if self.max_shift:
+            images = random_shifts(images, self.max_shift, self.seed_generator)
         # Drawn for the global batch under tf.distribute, as DDPM draws them,
         # so replicas never share noise.
         noisy_images, _, timesteps = self.schedule.noisy_training_batch(
@@ -140,6 +153,7 @@ class NoisyClassifier(TrainableModel):
             "network": keras.saving.serialize_keras_object(self.network),
             "schedule": keras.saving.serialize_keras_object(self.schedule),
             "seed": self.seed,
+            "max_shift": self.max_shift,
         })
         return config
 
@@ -149,3 +163,34 @@ class NoisyClassifier(TrainableModel):
         config["network"] = keras.saving.deserialize_keras_object(config["network"])
         config["schedule"] = keras.saving.deserialize_keras_object(config["schedule"])
         return cls(**config)
+
+
+def random_shifts(images, max_shift, seed):
+    """Each image moved by its own random offset of whole pixels.
+
+    The offsets are drawn uniformly from `-max_shift .. max_shift` along
+    each axis; the gap is filled by mirroring the image's border (for
+    MNIST, the background).
+
+    Args:
+        images: float tensor `(batch, height, width, channels)`.
+        max_shift: int >= 1, the largest shift in pixels.
+        seed: a `keras.random.SeedGenerator` (or an int).
+
+    Returns:
+        A tensor shaped like `images`.
+    """
+    height, width, channels = images.shape[1:]
+    batch_size = ops.shape(images)[0]
+    padding = [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]]
+    padded = ops.pad(images, padding, mode="symmetric")
+    offsets = keras.random.randint((batch_size, 2), 0, 2 * max_shift + 1,
+                                   seed=seed)
+    rows = ops.arange(height)[None, :] + offsets[:, :1]  # (batch, height)
+    columns = ops.arange(width)[None, :] + offsets[:, 1:]  # (batch, width)
+    rows = ops.broadcast_to(rows[:, :, None, None],
+                            (batch_size, height, width + 2 * max_shift, channels))
+    shifted = ops.take_along_axis(padded, rows, axis=1)
+    columns = ops.broadcast_to(columns[:, None, :, None],
+                               (batch_size, height, width, channels))
+    return ops.take_along_axis(shifted, columns, axis=2)
