@@ -3,7 +3,11 @@
     python benchmarks/evaluator_floor.py --data /path/to/mnist [--nums 1000 10000]
 
 Prints the evaluator's class accuracy and confident rate on the whole MNIST
-test split, then, for each count N, the floor that `kd evaluate` reports
+test split, its accuracy on each class, and how often real digits would
+pass a class-accuracy goal that guided samples are held to: in 10,000
+draws of `--per-class` test digits of each class, the share of draws in
+which every class is read right at least `--goal` of the time, and the
+median of the weakest class. Then, for each count N, the floor that `kd evaluate` reports
 (the FID between the first N real train digits and the first N test
 digits), and its spread over disjoint sets of N train digits (as many as
 the train split holds, at most 10) against the same N test digits. Last, for
@@ -23,6 +27,8 @@ def main():
     parser.add_argument("--data", default=None,
                         help="MNIST IDX directory or .npz (default: tfds).")
     parser.add_argument("--nums", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--goal", type=float, default=0.97)
     parser.add_argument("--model", default="evaluator",
                         help="Evaluator name or .keras path.")
     args = parser.parse_args()
@@ -44,6 +50,7 @@ def main():
     print(f"test accuracy  {evaluator.class_accuracy(test, test_labels):.4f} "
           f"({len(test)} test digits)")
     print(f"confident rate {evaluator.confident_rate(test):.4f} (p >= 0.9)")
+    _class_goal(evaluator, test, test_labels, args.per_class, args.goal)
 
     train_features = evaluator.features(train)
     test_features = evaluator.features(test)
@@ -75,6 +82,23 @@ def main():
         fid = evaluator.fid((1 - amount) * real + amount * noise, data=args.data)
         print(f"  noise {amount:.0%}     {fid:8.2f}")
     print(f"({time.perf_counter() - start:.0f} s)")
+
+
+def _class_goal(evaluator, images01, labels, per_class, goal, draws=10000):
+    """Prints each class's accuracy, and how often `per_class` real digits a
+    class would have every class at `goal` or above."""
+    correct = np.argmax(evaluator.probabilities(images01), axis=-1) == labels
+    classes = np.unique(labels)
+    print("accuracy per class " + " ".join(
+        f"{c}: {np.mean(correct[labels == c]):.4f}" for c in classes))
+    rng = np.random.default_rng(0)
+    lowest = np.array([
+        min(np.mean(correct[rng.choice(np.flatnonzero(labels == c), per_class,
+                                       replace=False)]) for c in classes)
+        for _ in range(draws)])
+    print(f"{per_class} test digits a class, {draws} draws: every class >= "
+          f"{goal:.0%} in {np.mean(lowest >= goal - 1e-9):.1%} of draws; "
+          f"median weakest class {np.median(lowest):.1%}")
 
 
 if __name__ == "__main__":

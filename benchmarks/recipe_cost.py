@@ -38,6 +38,7 @@ def main():
 
     import keras
 
+    from keras_diffusion.app.recipes import ClassifierRecipe
     from keras_diffusion.app.recipes import build_model
     from keras_diffusion.app.recipes import get_recipe
     from keras_diffusion.app.reflow_pairs import copy_flow
@@ -65,7 +66,7 @@ def main():
         model = build_model(recipe, seed=0, vae=vae)
         images = np.random.uniform(-1, 1, (recipe.batch_size, 28, 28, 1))
         data = (images.astype("float32"),)
-        if recipe.conditional or name == "classifier":
+        if recipe.conditional or isinstance(recipe, ClassifierRecipe):
             data += (np.arange(recipe.batch_size) % 10,)
         _row(name, recipe, model, data, args)
     if pair_rows:

@@ -10,7 +10,7 @@ BACKENDS = ("tensorflow", "jax", "torch")
 TRAIN_KINDS = ("ddpm", "ddpm-eps", "vae", "ldm", "ldm-eps", "cfg", "cfg-v",
                "cfg-channel", "cfg-xattn", "rf-pixel", "rf-pixel-uniform", "rf-latent",
                "rf-latent-uniform", "reflow", "reflow-uniform", "distill",
-               "evaluator", "classifier")
+               "evaluator", "classifier", "classifier-wide")
 # The kinds trained on a flow's pairs (--from).
 PAIR_KINDS = ("reflow", "reflow-uniform", "distill")
 CLASSIFIER_HELP = ("Classifier guidance of an unconditional DDPM (--model ddpm): "
@@ -229,7 +229,7 @@ def train(kind, data, image_size, channels, epochs, max_steps, batch_size,
     command to resume.
 
     The networks are built for the images of --data: their size, channels
-    and, for the class-conditional kinds (the cfg kinds and classifier),
+    and, for the class-conditional kinds (the cfg and classifier kinds),
     their classes.
 
     A rerun after a crash, Ctrl-C or kill resumes from the last backup
