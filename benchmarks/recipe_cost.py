@@ -10,7 +10,9 @@ and `reflow-latent`), fits it on random data of the right shape
 at the recipe's batch size for a few warm-up steps (compiling), then times
 `--steps` more, and prints the process's CPU seconds per optimizer step (the
 measure `benchmarks/time_to_quality.py` reports as `train_cpu_seconds`,
-compiling aside) and what the recipe's `max_steps` cost at that rate. For
+compiling aside) and what the recipe's `max_steps` cost at that rate.
+`--set KEY=VALUE` changes a setting of every recipe timed, as in
+`time_to_quality.py` (`--set network.widths=[16,48,96]`). For
 `reflow` and `distill` it also times drawing pairs with the recipe's
 `pair_sampler` and `pair_steps`: CPU seconds per pair, and what the
 recipe's `num_pairs` cost. Run it on an idle
@@ -34,9 +36,13 @@ def main():
                                  "classifier", "reflow", "distill"])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="change a recipe setting (repeatable)")
     args = parser.parse_args()
 
     import keras
+
+    from time_to_quality import with_overrides
 
     from keras_diffusion.app.recipes import ClassifierRecipe
     from keras_diffusion.app.recipes import build_model
@@ -45,12 +51,13 @@ def main():
     from keras_diffusion.presets import load_model
 
     print(f"backend {keras.backend.backend()}, {args.steps} timed steps after "
-          f"{args.warmup} warm-up steps")
+          f"{args.warmup} warm-up steps"
+          + (f"; settings changed: {' '.join(args.set)}" if args.set else ""))
     print("| recipe | batch | CPU s / step | max_steps | CPU-minutes |")
     print("| --- | --- | --- | --- | --- |")
     pair_rows = []
     for name in args.recipes:
-        recipe = get_recipe(name)
+        recipe = with_overrides(get_recipe(name), args.set)
         if recipe.from_flow:
             for flow_name in PAIRS_FROM[name]:
                 flow = load_model(flow_name)
