@@ -99,18 +99,12 @@ def main():
         print(f"wrote {args.figure}")
 
 
-def _classifier_agreement(classifier, images01, labels, batch_size=500):
-    """The share of the samples that the guiding classifier itself, at
-    t = 0, reads as their target class: against the evaluator's class
-    accuracy, it tells a classifier that guidance fooled (it agrees, the
+def _classifier_agreement(classifier, images01, labels):
+    """The share of the samples that the guiding classifier itself reads
+    as their class at t = 0 (`NoisyClassifier.accuracy`): against the
+    evaluator's class accuracy, it tells a classifier that guidance fooled (it agrees, the
     evaluator does not) from guidance too weak to steer (neither agrees)."""
-    from keras import ops
-
-    images = images01 * 2.0 - 1.0
-    reads = [np.argmax(ops.convert_to_numpy(classifier.logits(
-        images[start : start + batch_size], 0)), axis=-1)
-        for start in range(0, len(images), batch_size)]
-    return float(np.mean(np.concatenate(reads) == labels))
+    return classifier.accuracy(images01 * 2.0 - 1.0, labels, [0])[0]
 
 
 def _plot(path, results, num):

@@ -190,7 +190,7 @@ def test_max_shift_trains_saves_and_is_checked(mnist_batch, tmp_path):
     path = str(tmp_path / "shifted.keras")
     classifier.save(path)
     assert load_model(path, expected_type=NoisyClassifier).max_shift == 2
-    for bad in (-1, 1.5):
+    for bad in (-1, 1.5, 28):
         with pytest.raises(ValueError, match="max_shift"):
             NoisyClassifier(TimeConditionedClassifier(widths=(8, 16)),
                             max_shift=bad)

@@ -18,10 +18,8 @@ class NoisyClassifier(TrainableModel):
     minimize the softmax cross-entropy of `network(x_t, t / T)` against the
     image's class. With `max_shift`, each clean image is first moved by its
     own random whole-pixel offset (up to `max_shift` each way, the border
-    mirrored into the gap), as the evaluator is trained: a classifier that
-    has seen shifted digits is harder for guidance to satisfy with a shape
-    that no other reader would call that class. The classifier then knows `p(y | x_t, t)` at every noise
-    level a sampler visits, and `grad_x log p(y | x_t, t)` steers an
+    mirrored into the gap), as the evaluator's training images are. The
+    classifier then knows `p(y | x_t, t)` at every noise level a sampler visits, and `grad_x log p(y | x_t, t)` steers an
     unconditional DDPM toward class `y` (Dhariwal & Nichol, 2021; see
     `keras_diffusion.guidance.classifier_log_prob_gradient`). Use the
     diffusion model's schedule (the default, linear with T = 1000, is
@@ -54,15 +52,18 @@ class NoisyClassifier(TrainableModel):
     def __init__(self, network, schedule="linear", seed=None, max_shift=0,
                  **kwargs):
         super().__init__(**kwargs)
-        if int(max_shift) != max_shift or max_shift < 0:
-            raise ValueError(f"`max_shift` must be a whole number of pixels "
-                             f">= 0. Got {max_shift!r}")
-        self.max_shift = int(max_shift)
         self.network = network
         self.schedule = as_schedule(schedule)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.image_shape = tuple(network.input["noisy_images"].shape[1:])
+        if (int(max_shift) != max_shift or not
+                0 <= max_shift < min(self.image_shape[:2])):
+            raise ValueError(
+                f"`max_shift` must be a whole number of pixels from 0 to one "
+                f"less than the image size {self.image_shape[:2]}. Got "
+                f"{max_shift!r}")
+        self.max_shift = int(max_shift)
         self.num_classes = int(network.output.shape[-1])
         self.built = True
 
