@@ -5,6 +5,7 @@ from keras import ops
 from keras_diffusion.models.generative_model import unpack_batch
 from keras_diffusion.models.trainable_model import TrainableModel
 from keras_diffusion.schedules import as_schedule
+from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 
@@ -19,7 +20,8 @@ class NoisyClassifier(TrainableModel):
     image's class. With `max_shift`, each clean image is first moved by its
     own random whole-pixel offset (up to `max_shift` each way, the border
     mirrored into the gap), as the evaluator's training images are. The
-    classifier then knows `p(y | x_t, t)` at every noise level a sampler visits, and `grad_x log p(y | x_t, t)` steers an
+    classifier then knows `p(y | x_t, t)` at every noise level a sampler
+    visits, and `grad_x log p(y | x_t, t)` steers an
     unconditional DDPM toward class `y` (Dhariwal & Nichol, 2021; see
     `keras_diffusion.guidance.classifier_log_prob_gradient`). Use the
     diffusion model's schedule (the default, linear with T = 1000, is
@@ -185,8 +187,10 @@ def random_shifts(images, max_shift, seed):
     batch_size = ops.shape(images)[0]
     padding = [[0, 0], [max_shift, max_shift], [max_shift, max_shift], [0, 0]]
     padded = ops.pad(images, padding, mode="symmetric")
-    offsets = keras.random.randint((batch_size, 2), 0, 2 * max_shift + 1,
-                                   seed=seed)
+    # Drawn for the global batch, as the noise is, so that replicas under
+    # tf.distribute do not share offsets.
+    offsets = draw_for_global_batch(keras.random.randint, (batch_size, 2),
+                                    minval=0, maxval=2 * max_shift + 1, seed=seed)
     rows = ops.arange(height)[None, :] + offsets[:, :1]  # (batch, height)
     columns = ops.arange(width)[None, :] + offsets[:, 1:]  # (batch, width)
     rows = ops.broadcast_to(rows[:, :, None, None],
