@@ -15,7 +15,8 @@ does (the same `generate` and `Evaluator.evaluate` calls as
 `keras_diffusion.app.evaluate.evaluate`, with the model and classifier
 loaded once): samples `--num` images (seed `--seed`) with `--sampler` and
 `--steps` (default: classifier guidance's, `guidance.CLASSIFIER_SAMPLER`
-in `CLASSIFIER_STEPS`), the classes
+in `CLASSIFIER_STEPS`; `--pred-noise-scale`, the `generate` argument,
+default unscaled), the classes
 in turn (100 per class for 1,000), steered by the classifier, and scores
 them with the shipped evaluator. It prints one Markdown table row per scale:
 FID (against as many MNIST test digits), the real-vs-real floor, the class
@@ -43,6 +44,9 @@ def main():
                         help="ddpm, ddim, dpm or dpm-sde (default: classifier "
                              "guidance's, dpm-sde in 10 steps).")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--pred-noise-scale", type=float, default=None,
+                        help="the model's noise-prediction scale while guided "
+                             "(default: 1, classifier guidance's)")
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default=None,
@@ -77,7 +81,8 @@ def main():
         start = time.perf_counter()
         images = model.generate(args.num, sampler=args.sampler, num_steps=args.steps,
                                 seed=args.seed, progress=False, labels=labels,
-                                classifier=classifier, classifier_scale=scale)
+                                classifier=classifier, classifier_scale=scale,
+                                pred_noise_scale=args.pred_noise_scale)
         seconds = time.perf_counter() - start
         result = evaluator.evaluate(images, labels=labels, data=args.data)
         per_class = result["class_accuracy"]

@@ -30,7 +30,8 @@ def windowed_sampler(model, num_steps, low, high):
             return np.where((timesteps >= low) & (timesteps < high), sigmas, 0.0)
 
     return WindowedDDIM(model.schedule, num_steps, eta=1.0,
-                        clip_sample=model.clip_sample)
+                        clip_sample=model.clip_sample,
+                        pred_noise_scale=model.pred_noise_scale)
 
 
 def main():

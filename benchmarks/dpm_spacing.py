@@ -92,7 +92,8 @@ def main():
             def timesteps(self, times=times):
                 return list(zip(times, times[1:] + [-1]))
 
-        sampler = Sampler(model.schedule, args.steps, clip_sample=model.clip_sample)
+        sampler = Sampler(model.schedule, args.steps, clip_sample=model.clip_sample,
+                          pred_noise_scale=shipped_sampler.pred_noise_scale)
         step_fn = make_step_function(sampler, model.model_fn,
                                      model.network.variables)
         start = time.perf_counter()

@@ -8,11 +8,14 @@
         --settings ddim:50 dpm:5 dpm:10 dpm:20
     python benchmarks/sampler_table.py --model rf-pixel --data PATH \
         --settings euler:8 heun:4 --shifts 1 3
+    python benchmarks/sampler_table.py --model ddpm --data PATH \
+        --settings ddim:50 dpm-sde:10 --pred-noise-scales 1 1.04
 
 For each setting (`sampler:steps` with any sampler the model takes, such
 as `ddim:50` or `dpm:10`, and each guidance weight for a class-conditional
 model, whose samples cycle through the ten classes; and each time-grid
-shift of `--shifts` for a flow, its `sampling_shift`), it
+shift of `--shifts` for a flow, its `sampling_shift`, and each scale of
+`--pred-noise-scales` for a diffusion model, its `pred_noise_scale`), it
 samples `--num` images with the same seed, times the sampling, scores the
 images with the shipped evaluator (`kd evaluate`'s figures: FID against
 `--num` MNIST test images, the real-vs-real floor at that count, the
@@ -41,6 +44,10 @@ def main():
     parser.add_argument("--shifts", type=float, nargs="+", default=None,
                         help="a flow's time-grid shifts to compare (its "
                              "`sampling_shift`; default: the model's own)")
+    parser.add_argument("--pred-noise-scales", type=float, nargs="+", default=None,
+                        help="a diffusion model's noise-prediction scales to "
+                             "compare (its `pred_noise_scale`; default: the "
+                             "model's own)")
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default=None)
@@ -64,18 +71,25 @@ def main():
         parser.error(f"--shifts applies to flows; {args.model} is a "
                      f"{type(model).__name__}")
     shifts = args.shifts or [getattr(model, "sampling_shift", None)]
+    if args.pred_noise_scales and not hasattr(model, "pred_noise_scale"):
+        parser.error(f"--pred-noise-scales applies to diffusion models; "
+                     f"{args.model} is a {type(model).__name__}")
+    scales = args.pred_noise_scales or [getattr(model, "pred_noise_scale", None)]
 
     print(f"model {args.model}, backend {keras.backend.backend()}, "
           f"{args.num} samples, seed {args.seed}; floor {floor:.2f}")
-    header = ("| sampler | steps | guidance | shift | FID | floor | confident "
+    header = ("| sampler | steps | guidance | shift | noise scale | FID | floor | confident "
               "| accuracy | lowest class accuracy | s / 100 images |")
     print_header(header)
     rows, curve = [], []
-    settings = [(setting, shift) for setting in args.settings for shift in shifts]
-    for setting, shift in settings:
+    settings = [(setting, shift, scale) for setting in args.settings
+                for shift in shifts for scale in scales]
+    for setting, shift, scale in settings:
         sampler, steps = setting.split(":")
         if shift is not None:
             model.sampling_shift = shift
+        if scale is not None:
+            model.pred_noise_scale = scale
         for guidance in weights:
             def sample(count):
                 extra = ({} if labels is None
@@ -94,8 +108,9 @@ def main():
                 worst = min(per_class, key=per_class.get)
                 lowest = f"{per_class[worst]:.1%} (class {worst})"
             shown_shift = "-" if shift is None else f"{shift:g}"
+            shown_scale = "-" if scale is None else f"{scale:g}"
             print(f"| {sampler} | {steps} | {'-' if guidance is None else guidance:} | "
-                  f"{shown_shift} | {result['fid']:.2f} | {floor:.2f} | "
+                  f"{shown_shift} | {shown_scale} | {result['fid']:.2f} | {floor:.2f} | "
                   f"{result['confident_rate']:.1%} | {accuracy} | {lowest} | "
                   f"{100 * seconds / args.num:.2f} |", flush=True)
             rows.append(images[: args.figure_columns])

@@ -98,14 +98,21 @@ def sample(spec, denoiser, noise, labels=None, guidance=None):
         feed.update(x=x, t=np.array([time], np.float32))
         return denoiser.run(None, feed)[0]
 
+    # Diffusion samplers scale the noise predictions (`DDPMSampler`'s
+    # `pred_noise_scale`); a flow's is always 1.
+    noise_scale = np.float32(sampler.get("pred_noise_scale", 1.0))
+
+    def noise_network(x, time):
+        return noise_scale * network(x, time)
+
     x = noise
     images_last = np.zeros_like(noise)  # DPM-Solver++'s previous estimate
     for step in sampler["steps"]:
         if sampler["name"] == "dpm":
-            x, images_last = dpm_step(network, x, step, sampler["clip_sample"],
-                                      images_last)
+            x, images_last = dpm_step(noise_network, x, step,
+                                      sampler["clip_sample"], images_last)
         elif sampler["name"] == "ddim":
-            x = ddim_step(network, x, step, sampler["clip_sample"])
+            x = ddim_step(noise_network, x, step, sampler["clip_sample"])
         elif sampler["name"] == "euler":
             dt = np.float32(step["t_next"]) - np.float32(step["t"])
             x = x + dt * network(x, step["time"])

@@ -88,6 +88,18 @@ def test_scale_zero_is_unguided_sampling_exactly():
     assert np.abs(guided - unguided).max() > 1e-3
 
 
+def test_classifier_guidance_samples_the_predictions_unscaled():
+    """A model's `pred_noise_scale` scales its unguided samples' noise
+    predictions, not the classifier-guided ones'."""
+    model, classifier = _tiny_ddpm(), _tiny_classifier()
+    kwargs = dict(sampler="ddim", num_steps=3, seed=5, progress=False)
+    guide = dict(labels=[1, 2, 3, 4], classifier=classifier, classifier_scale=5.0)
+    guided, unguided = model.generate(4, **kwargs, **guide), model.generate(4, **kwargs)
+    model.pred_noise_scale = 1.1
+    np.testing.assert_allclose(model.generate(4, **kwargs, **guide), guided, atol=1e-6)
+    assert np.abs(model.generate(4, **kwargs) - unguided).max() > 1e-3
+
+
 def test_guided_noise_is_the_formula_and_compiled_matches_eager():
     model, classifier = _tiny_ddpm(), _tiny_classifier()
     x = np.random.default_rng(2).normal(size=(2, 28, 28, 1)).astype("float32")

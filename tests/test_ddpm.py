@@ -194,3 +194,27 @@ def test_bad_prediction_is_refused(tiny_unet):
 
     with pytest.raises(ValueError, match="`prediction` must be one of"):
         DDPM(tiny_unet, prediction="x0")
+
+
+def test_pred_noise_scale_reaches_every_sampler_and_is_saved(tiny_unet, tmp_path):
+    import pytest
+
+    from conftest import randomize
+
+    model = DDPM(tiny_unet, pred_noise_scale=1.04)
+    randomize(model, scale=0.05)
+    for sampler in ("ddpm", "ddim", "dpm", "dpm-sde"):
+        assert model.make_sampler(sampler, 4).pred_noise_scale == 1.04
+    path = str(tmp_path / "scaled.keras")
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert loaded.pred_noise_scale == 1.04
+    scaled = loaded.generate(2, sampler="ddim", num_steps=4, progress=False)
+    np.testing.assert_allclose(scaled, model.generate(
+        2, sampler="ddim", num_steps=4, progress=False), atol=1e-5)
+    # The scale changes the samples; 1 gives back the unscaled ones.
+    loaded.pred_noise_scale = 1.0
+    plain = loaded.generate(2, sampler="ddim", num_steps=4, progress=False)
+    assert np.abs(plain - scaled).max() > 1e-4
+    with pytest.raises(ValueError, match="pred_noise_scale"):
+        DDPM(tiny_unet, pred_noise_scale=0.0)

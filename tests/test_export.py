@@ -66,8 +66,11 @@ MODELS = {
     "pixel-flow-euler": (lambda: RectifiedFlow(_pixel_unet()), None, {}, []),
     "pixel-flow-heun": (lambda: RectifiedFlow(_pixel_unet()), "heun", {}, []),
     "pixel-ddpm-dpm": (lambda: DDPM(_pixel_unet()), None, {}, []),
-    "pixel-ddpm-ddim": (lambda: DDPM(_pixel_unet()), "ddim", {}, []),
-    "pixel-ddpm-v-dpm": (lambda: DDPM(_pixel_unet(), prediction="v"), None, {}, []),
+    # Scaled noise predictions travel in sampler.json.
+    "pixel-ddpm-ddim": (lambda: DDPM(_pixel_unet(), pred_noise_scale=1.05), "ddim",
+                        {}, []),
+    "pixel-ddpm-v-dpm": (lambda: DDPM(_pixel_unet(), prediction="v",
+                                      pred_noise_scale=1.05), None, {}, []),
 }
 
 

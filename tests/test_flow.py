@@ -453,6 +453,8 @@ def test_pixel_flow_save_roundtrip_and_sampler_errors(tmp_path):
         model.generate(2, sampler="ddim", progress=False)
     with pytest.raises(ValueError, match="eta"):
         model.generate(2, eta=0.5, progress=False)
+    with pytest.raises(ValueError, match="pred_noise_scale"):
+        model.generate(2, pred_noise_scale=1.04, progress=False)
     with pytest.raises(ValueError, match="ddpm, ddim"):
         DDPM(_tiny_unet()).generate(2, sampler="euler", progress=False)
 

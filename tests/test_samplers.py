@@ -150,3 +150,37 @@ def test_bad_step_counts(steps):
 def test_negative_eta_is_rejected():
     with pytest.raises(ValueError, match="eta"):
         DDIMSampler(SCHEDULE, eta=-0.5)
+
+
+@pytest.mark.parametrize("make", [DDPMSampler, DDIMSampler, DPMSolverSampler])
+def test_pred_noise_scale_multiplies_the_noise_prediction(make):
+    """A sampler with `pred_noise_scale = s` takes the step that the same
+    sampler with 1 takes on a network whose predictions are `s` times as
+    large, and its x_0 estimate removes that much more noise."""
+    rng = np.random.default_rng(6)
+    xt = keras.ops.convert_to_tensor(rng.normal(size=(2, 5, 5, 1)).astype("float32"))
+    noise = keras.ops.convert_to_tensor(rng.normal(size=(2, 5, 5, 1)).astype("float32"))
+    pred = keras.ops.convert_to_tensor(
+        0.5 * rng.normal(size=(2, 5, 5, 1)).astype("float32"))
+    scaled = make(SCHEDULE, num_steps=10, clip_sample=False, pred_noise_scale=1.25)
+    plain = make(SCHEDULE, num_steps=10, clip_sample=False)
+    t, t_prev = scaled.timesteps()[3]
+    state = (scaled.initial_state(xt),) if getattr(scaled, "multistep", False) else ()
+    got = scaled.step(lambda x, timestep: pred, xt, np.int32(t), np.int32(t_prev),
+                      noise, *state)
+    want = plain.step(lambda x, timestep: 1.25 * pred, xt, np.int32(t),
+                      np.int32(t_prev), noise, *state)
+    np.testing.assert_allclose(_np(got.samples), _np(want.samples), atol=1e-5)
+    np.testing.assert_allclose(_np(got.model_output), 1.25 * _np(pred), atol=1e-6)
+    alpha_bar = SCHEDULE.alphas_cumprod[t]
+    np.testing.assert_allclose(
+        _np(got.pred_images),
+        (_np(xt) - np.sqrt(1 - alpha_bar) * 1.25 * _np(pred)) / np.sqrt(alpha_bar),
+        rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("scale", [0, -1.0, float("nan"), True])
+def test_bad_pred_noise_scale_is_rejected(scale):
+    for make in (DDPMSampler, DDIMSampler, DPMSolverSampler):
+        with pytest.raises(ValueError, match="pred_noise_scale"):
+            make(SCHEDULE, pred_noise_scale=scale)

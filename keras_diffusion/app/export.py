@@ -229,6 +229,8 @@ def sampler_spec(model, sampler=None, num_steps=None):
             "name": name,
             "num_steps": step_sampler.num_steps,
             "clip_sample": bool(getattr(step_sampler, "clip_sample", False)),
+            # What a diffusion sampler multiplies the noise predictions by.
+            "pred_noise_scale": float(getattr(step_sampler, "pred_noise_scale", 1.0)),
             "steps": steps,
         },
         "noise": ("numpy.random.default_rng(seed).standard_normal((N,) + "

@@ -177,11 +177,14 @@ class DiffusionRecipe(UNetRecipe):
         schedule: the noise schedule, `"linear"` or `"cosine"`.
         loss_weighting: `"uniform"` or `"min_snr"` (see `DDPM`).
         prediction: `"epsilon"` or `"v"`, what the network predicts.
+        pred_noise_scale: what the trained model's samplers multiply its
+            noise predictions by (see `DDPM`).
     """
 
     schedule: str = "linear"
     loss_weighting: str = "uniform"
     prediction: str = "epsilon"
+    pred_noise_scale: float = 1.0
 
     model_class = DDPM
 
@@ -191,6 +194,8 @@ class DiffusionRecipe(UNetRecipe):
             settings["loss_weighting"] = self.loss_weighting
         if self.prediction != "epsilon":
             settings["prediction"] = self.prediction
+        if self.pred_noise_scale != 1.0:
+            settings["pred_noise_scale"] = self.pred_noise_scale
         return settings
 
 
@@ -372,11 +377,13 @@ RECIPES = {recipe.name: recipe for recipe in (
     # each recipe's CPU cost is in docs/results.md#shipped-weights. A
     # cosine learning rate and EMA 0.999, as `ldm`, lower every sampler's
     # FID at the same cost (docs/ddpm.md#a-cosine-learning-rate-and-a-longer-average).
+    # Its model samples with noise predictions scaled by 1.04
+    # (docs/ddpm.md#scaled-noise-predictions).
     DiffusionRecipe(name="ddpm", description="pixel-space DDPM, unconditional",
                     network=_PIXEL_UNET, learning_rate=1e-3, batch_size=64,
                     max_steps=7000, loss_weighting="min_snr", prediction="v",
                     ema_momentum=0.999, learning_rate_decay="cosine",
-                    warmup_steps=200),
+                    warmup_steps=200, pred_noise_scale=1.04),
     # The first `ddpm` recipe (noise prediction, unweighted loss, batch
     # 128), kept so that the comparison can be rerun.
     DiffusionRecipe(name="ddpm-eps", description="the first ddpm recipe "
@@ -386,12 +393,14 @@ RECIPES = {recipe.name: recipe for recipe in (
               "for 28x28 images)",
               learning_rate=2e-3, max_steps=1500),
     # The pixel recipe on latents, with a longer weight average (EMA 0.999)
-    # and a cosine learning rate (docs/latent.md#the-shipped-latent-ddpm).
+    # and a cosine learning rate (docs/latent.md#the-shipped-latent-ddpm);
+    # noise predictions scaled by 1.02 (docs/latent.md#scaled-noise-predictions).
     LatentDiffusionRecipe(name="ldm", description="latent DDPM, unconditional",
                           network=_LATENT_UNET, learning_rate=1e-3, batch_size=64,
                           max_steps=17500, loss_weighting="min_snr",
                           prediction="v", ema_momentum=0.999,
-                          learning_rate_decay="cosine", warmup_steps=200),
+                          learning_rate_decay="cosine", warmup_steps=200,
+                          pred_noise_scale=1.02),
     # The first `ldm` recipe (noise prediction, batch 128), for comparison.
     LatentDiffusionRecipe(name="ldm-eps", description="the first ldm recipe "
                           "(noise prediction, unweighted loss, batch 128)",

@@ -68,8 +68,10 @@ class GenerativeModel(TrainableModel):
         """A sampler's `t` -> the network's times in [0, 1]."""
         raise NotImplementedError
 
-    def make_sampler(self, sampler=None, num_steps=None, eta=0.0):
-        """Returns the sampler object for a name in `sampler_names`."""
+    def make_sampler(self, sampler=None, num_steps=None, eta=0.0,
+                     pred_noise_scale=None):
+        """Returns the sampler object for a name in `sampler_names`
+        (`pred_noise_scale`: a diffusion model's; `None`, its own)."""
         raise NotImplementedError
 
     def run_network(self, samples, times, labels=None, training=False):
@@ -135,7 +137,8 @@ class GenerativeModel(TrainableModel):
     def generate(self, num_images=16, sampler=None, num_steps=None, eta=0.0,
                  seed=0, batch_size=256, progress=True, compile=True,
                  labels=None, guidance=None, return_trajectory=False,
-                 trajectory_frames=None, classifier=None, classifier_scale=None):
+                 trajectory_frames=None, classifier=None, classifier_scale=None,
+                 pred_noise_scale=None):
         """Samples images, returned as a NumPy array in [0, 1].
 
         Args:
@@ -173,6 +176,9 @@ class GenerativeModel(TrainableModel):
             classifier_scale: float >= 0, the classifier guidance scale
                 (default 1); 0 skips the classifier, so the samples are
                 exactly the unguided ones.
+            pred_noise_scale: float > 0, what a `DDPM`'s sampler multiplies
+                the noise predictions by; `None` means the model's
+                `pred_noise_scale`, or 1 with classifier guidance.
 
         Returns:
             float32 array of shape `(num_images, height, width, channels)`;
@@ -189,7 +195,8 @@ class GenerativeModel(TrainableModel):
             raise ValueError(f"`num_images` must be >= 1. Got {num_images}")
         conditioning = Conditioning.resolve(self, num_images, labels, guidance,
                                             classifier, classifier_scale)
-        step_sampler = self.make_sampler(sampler, num_steps, eta)
+        step_sampler = self._step_sampler(sampler, num_steps, eta, conditioning,
+                                          pred_noise_scale)
         rng = np.random.default_rng(seed)
         noise = rng.standard_normal((num_images,) + self.image_shape).astype("float32")
         samples = self._sample(noise, step_sampler, conditioning, rng,
@@ -206,7 +213,7 @@ class GenerativeModel(TrainableModel):
                           seed=0, batch_size=256, progress=True, compile=True,
                           labels=None, guidance=None, return_trajectory=False,
                           trajectory_frames=None, classifier=None,
-                          classifier_scale=None):
+                          classifier_scale=None, pred_noise_scale=None):
         """Runs a sampler from the given initial `noise`.
 
         Unlike `generate`, this returns the samples in the model's own space
@@ -220,7 +227,7 @@ class GenerativeModel(TrainableModel):
                 of stochastic samplers.
             sampler, num_steps, eta, batch_size, progress, compile, labels,
             guidance, return_trajectory, trajectory_frames, classifier,
-            classifier_scale: as for `generate`.
+            classifier_scale, pred_noise_scale: as for `generate`.
 
         Returns:
             float32 NumPy array shaped like `noise`; with
@@ -237,9 +244,24 @@ class GenerativeModel(TrainableModel):
             )
         conditioning = Conditioning.resolve(self, len(noise), labels, guidance,
                                             classifier, classifier_scale)
-        return self._sample(noise, self.make_sampler(sampler, num_steps, eta),
+        return self._sample(noise,
+                            self._step_sampler(sampler, num_steps, eta, conditioning,
+                                               pred_noise_scale),
                             conditioning, seed, batch_size, progress, compile,
                             return_trajectory, trajectory_frames)
+
+    def _step_sampler(self, sampler, num_steps, eta, conditioning,
+                      pred_noise_scale):
+        """The sampler object of `generate` and `sample_from_noise`.
+
+        Without a `pred_noise_scale`, classifier guidance (a `DDPM` only)
+        samples the network's noise predictions unscaled: its gradient
+        already sharpens the samples, and the model's scale on top of it
+        raised FID (docs/classifier_guidance.md#scaled-noise-predictions).
+        """
+        if pred_noise_scale is None and conditioning.steering_classifier is not None:
+            pred_noise_scale = 1.0
+        return self.make_sampler(sampler, num_steps, eta, pred_noise_scale)
 
     def _sample(self, noise, step_sampler, conditioning, seed, batch_size,
                 progress, compile, return_trajectory, trajectory_frames):

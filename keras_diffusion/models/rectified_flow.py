@@ -201,14 +201,22 @@ class RectifiedFlow(GenerativeModel):
                                 axis=tuple(range(1, len(errors.shape))))
         return ops.mean(ops.sqrt(squared_norms + c ** 2) - c) / size
 
-    def make_sampler(self, sampler=None, num_steps=None, eta=0.0):
+    def make_sampler(self, sampler=None, num_steps=None, eta=0.0,
+                     pred_noise_scale=None):
         """Returns an Euler or Heun sampler.
 
         `sampler=None` means `"euler"`; `num_steps=None` means 16 for Euler
         and 8 for Heun (the same 16 network evaluations), and one step for
         a one-step student (`time_sampling="zero"`); the time grid is
-        shifted by `sampling_shift`.
+        shifted by `sampling_shift`. A flow predicts velocities, so it
+        takes no `pred_noise_scale`.
         """
+        if pred_noise_scale is not None:
+            raise ValueError(
+                "`pred_noise_scale` scales a diffusion model's noise "
+                "predictions; a flow predicts velocities. Leave it None. "
+                f"Got pred_noise_scale={pred_noise_scale}"
+            )
         sampler = self.default_sampler if sampler is None else sampler
         if sampler not in SAMPLERS:
             raise self._unknown_sampler(

@@ -19,14 +19,17 @@ class DDIMSampler(DDPMSampler):
         num_steps: int, denoising steps, 1 to T.
         eta: float >= 0, the share of fresh noise per step.
         clip_sample: bool, clip the predicted clean image to [-1, 1].
+        pred_noise_scale: float > 0, multiplies each noise prediction
+            (`DDPMSampler`'s epsilon scaling).
     """
 
-    def __init__(self, schedule="linear", num_steps=50, eta=0.0, clip_sample=True):
+    def __init__(self, schedule="linear", num_steps=50, eta=0.0, clip_sample=True,
+                 pred_noise_scale=1.0):
         if eta < 0:
             raise ValueError(f"`eta` must be >= 0. Got eta={eta}")
         self.eta = float(eta)
         self.needs_noise = self.eta > 0
-        super().__init__(schedule, num_steps, clip_sample)
+        super().__init__(schedule, num_steps, clip_sample, pred_noise_scale)
 
     def _make_tables(self):
         tables = super()._make_tables()
@@ -50,7 +53,7 @@ class DDIMSampler(DDPMSampler):
             )
 
     def step(self, model_fn, samples, t, t_prev, noise=None):
-        pred_noises = model_fn(samples, t)
+        pred_noises = self.predict_noises(model_fn, samples, t)
         pred_images = self.predict_images(samples, pred_noises, t)
         directions = pred_noises
         if self.clip_sample:

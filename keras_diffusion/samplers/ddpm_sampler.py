@@ -3,6 +3,7 @@ from keras import ops
 
 from keras_diffusion.samplers.sampler_output import SamplerOutput
 from keras_diffusion.schedules import as_schedule
+from keras_diffusion.utils.checks import check_positive
 
 
 class DDPMSampler:
@@ -16,12 +17,19 @@ class DDPMSampler:
     | code                 | paper                                      |
     | -------------------- | ------------------------------------------ |
     | `samples`            | x_t                                        |
-    | `pred_noises`        | epsilon_theta(x_t, t)                      |
+    | `pred_noises`        | epsilon_theta(x_t, t) / lambda             |
     | `pred_images`        | x_0 estimate                               |
     | `alpha_bars`         | alpha_bar_t (`alpha_bars_prev`: at t_prev) |
     | `step_betas`         | beta_t (between t_prev and t)              |
     | `posterior_mean`     | mu_tilde_t(x_t, x_0), eq. 7                |
     | `posterior_variance` | beta_tilde_t, eq. 7                        |
+
+    `pred_noise_scale` multiplies every noise prediction before it is used:
+    the epsilon scaling of Ning et al. (2024), `epsilon_theta / lambda` with
+    `pred_noise_scale = 1 / lambda`, a correction for the gap between the
+    noisy samples a network was trained on and those a sampler feeds it.
+    Above 1, each step removes a little more noise, which sharpens the
+    x_0 estimates; 1 leaves the predictions as they are.
 
     The per-step coefficients are computed once in float64 (as tables indexed
     by `t`, since `t_prev` follows from `t`), so that small betas near `t = 0`
@@ -32,11 +40,14 @@ class DDPMSampler:
         num_steps: int, denoising steps, at most T; `None` means T.
         clip_sample: bool, clip the predicted clean image to [-1, 1]
             (right for pixels, wrong for latents).
+        pred_noise_scale: float > 0, multiplies each noise prediction.
     """
 
     needs_noise = True
 
-    def __init__(self, schedule="linear", num_steps=None, clip_sample=True):
+    def __init__(self, schedule="linear", num_steps=None, clip_sample=True,
+                 pred_noise_scale=1.0):
+        self.pred_noise_scale = check_positive("pred_noise_scale", pred_noise_scale)
         self.schedule = as_schedule(schedule)
         total = self.schedule.num_timesteps
         self.num_steps = total if num_steps is None else int(num_steps)
@@ -79,6 +90,13 @@ class DDPMSampler:
         """The coefficient `name` of the step that starts at timestep `t`."""
         return ops.take(ops.convert_to_tensor(self._tables[name]), ops.cast(t, "int32"))
 
+    def predict_noises(self, model_fn, samples, t):
+        """The network's noise prediction at `t`, times `pred_noise_scale`."""
+        pred_noises = model_fn(samples, t)
+        if self.pred_noise_scale != 1.0:
+            pred_noises = pred_noises * self.pred_noise_scale
+        return pred_noises
+
     def predict_images(self, samples, pred_noises, t):
         """x_0 from x_t and the predicted noise, clipped if `clip_sample`."""
         alpha_bars = self.lookup("alpha_bars", t)
@@ -110,7 +128,7 @@ class DDPMSampler:
             A `SamplerOutput`: x_{t_prev}, the x_0 estimate and the
             predicted noise.
         """
-        pred_noises = model_fn(samples, t)
+        pred_noises = self.predict_noises(model_fn, samples, t)
         pred_images = self.predict_images(samples, pred_noises, t)
         mean, variance = self.posterior_mean_variance(pred_images, samples, t)
         return SamplerOutput(mean + ops.sqrt(variance) * noise, pred_images,

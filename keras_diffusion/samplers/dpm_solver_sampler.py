@@ -80,6 +80,8 @@ class DPMSolverSampler(DDPMSampler):
         clip_sample: bool, clip the predicted clean image to [-1, 1].
         stochastic: bool, solve the reverse SDE (fresh noise every step but
             the last) instead of the ODE.
+        pred_noise_scale: float > 0, multiplies each noise prediction
+            (`DDPMSampler`'s epsilon scaling).
 
     Example:
     >>> sampler = DPMSolverSampler(num_steps=10)
@@ -93,11 +95,11 @@ class DPMSolverSampler(DDPMSampler):
     default_num_steps = 10
 
     def __init__(self, schedule="linear", num_steps=None, clip_sample=True,
-                 stochastic=False):
+                 stochastic=False, pred_noise_scale=1.0):
         if num_steps is None:
             num_steps = self.default_num_steps
         self.stochastic = bool(stochastic)
-        super().__init__(schedule, num_steps, clip_sample)
+        super().__init__(schedule, num_steps, clip_sample, pred_noise_scale)
 
     @property
     def needs_noise(self):
@@ -185,7 +187,7 @@ class DPMSolverSampler(DDPMSampler):
             `clip_sample`) x_0 estimate, the next step's `pred_images_last`,
             and the predicted noise.
         """
-        pred_noises = model_fn(samples, t)
+        pred_noises = self.predict_noises(model_fn, samples, t)
         pred_images = self.predict_images(samples, pred_noises, t)
         d1 = self.lookup("inverse_r", t) * (pred_images - pred_images_last)
         next_samples = (
