@@ -75,7 +75,7 @@ class DDPM(GenerativeModel):
             instead of `SNR_t`: the same weight per timestep as for
             `"epsilon"`.
         pred_noise_scale: float > 0, what every sampler multiplies the
-            noise predictions by (the epsilon scaling of Ning et al.,
+            noise predictions by (as the epsilon scaling of Ning et al.,
             2024; see `DDPMSampler`). 1 samples the network as it is;
             a little above 1 sharpens the samples of a network trained
             for minutes (docs/ddpm.md#scaled-noise-predictions).

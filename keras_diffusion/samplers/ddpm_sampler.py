@@ -17,19 +17,19 @@ class DDPMSampler:
     | code                 | paper                                      |
     | -------------------- | ------------------------------------------ |
     | `samples`            | x_t                                        |
-    | `pred_noises`        | epsilon_theta(x_t, t) / lambda             |
+    | `pred_noises`        | epsilon_theta(x_t, t) * pred_noise_scale   |
     | `pred_images`        | x_0 estimate                               |
     | `alpha_bars`         | alpha_bar_t (`alpha_bars_prev`: at t_prev) |
     | `step_betas`         | beta_t (between t_prev and t)              |
     | `posterior_mean`     | mu_tilde_t(x_t, x_0), eq. 7                |
     | `posterior_variance` | beta_tilde_t, eq. 7                        |
 
-    `pred_noise_scale` multiplies every noise prediction before it is used:
-    the epsilon scaling of Ning et al. (2024), `epsilon_theta / lambda` with
-    `pred_noise_scale = 1 / lambda`, a correction for the gap between the
-    noisy samples a network was trained on and those a sampler feeds it.
-    Above 1, each step removes a little more noise, which sharpens the
-    x_0 estimates; 1 leaves the predictions as they are.
+    `pred_noise_scale` multiplies every noise prediction before it is used,
+    as the epsilon scaling of Ning et al. (2024) does (`epsilon_theta /
+    lambda`, `pred_noise_scale = 1 / lambda`). They scale the prediction
+    down against exposure bias; above 1, each step removes a little more
+    noise than predicted, which sharpens the x_0 estimates. 1 leaves the
+    predictions as they are.
 
     The per-step coefficients are computed once in float64 (as tables indexed
     by `t`, since `t_prev` follows from `t`), so that small betas near `t = 0`
