@@ -218,3 +218,35 @@ def test_pred_noise_scale_reaches_every_sampler_and_is_saved(tiny_unet, tmp_path
     assert np.abs(plain - scaled).max() > 1e-4
     with pytest.raises(ValueError, match="pred_noise_scale"):
         DDPM(tiny_unet, pred_noise_scale=0.0)
+
+
+def test_input_perturbation_moves_the_inputs_not_the_targets():
+    """DDPM-IP noises the inputs with `eps + gamma * xi` and keeps `eps` (or
+    its `v`) as the target. A network that outputs zeros sees only the
+    targets, so its loss is the same with and without; one that outputs its
+    input `x_t` sees the extra `sigma_t * gamma * xi`, whose square adds
+    about `gamma ** 2 * mean(sigma_t ** 2)` to the loss."""
+    import pytest
+
+    from keras_diffusion.schedules import LinearBetaSchedule
+
+    schedule = LinearBetaSchedule()
+    images = np.random.default_rng(0).uniform(-1, 1, (256, 8, 8, 1)).astype("float32")
+    zero = _fixed_network(lambda samples, times: 0.0 * samples)
+    identity = _fixed_network(lambda samples, times: 1.0 * samples)
+
+    def loss(network, gamma, prediction="epsilon"):
+        # The same seed draws the same timesteps and noise before `xi`.
+        model = DDPM(network, schedule=schedule, seed=3, prediction=prediction,
+                     input_perturbation=gamma)
+        return float(model.compute_loss(x=images))
+
+    for prediction in ("epsilon", "v"):
+        np.testing.assert_allclose(loss(zero, 0.5, prediction),
+                                   loss(zero, 0.0, prediction), rtol=1e-5)
+    gamma = 0.5
+    mean_noise_variance = float(np.mean(1.0 - schedule.alphas_cumprod))
+    extra = loss(identity, gamma) - loss(identity, 0.0)
+    np.testing.assert_allclose(extra, gamma**2 * mean_noise_variance, rtol=0.15)
+    with pytest.raises(ValueError, match="input_perturbation"):
+        DDPM(zero, input_perturbation=-0.1)

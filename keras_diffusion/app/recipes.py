@@ -179,12 +179,15 @@ class DiffusionRecipe(UNetRecipe):
         prediction: `"epsilon"` or `"v"`, what the network predicts.
         pred_noise_scale: what the trained model's samplers multiply its
             noise predictions by (see `DDPM`).
+        input_perturbation: the gamma of DDPM-IP's training inputs (see
+            `DDPM`); 0 trains without.
     """
 
     schedule: str = "linear"
     loss_weighting: str = "uniform"
     prediction: str = "epsilon"
     pred_noise_scale: float = 1.0
+    input_perturbation: float = 0.0
 
     model_class = DDPM
 
@@ -196,6 +199,8 @@ class DiffusionRecipe(UNetRecipe):
             settings["prediction"] = self.prediction
         if self.pred_noise_scale != 1.0:
             settings["pred_noise_scale"] = self.pred_noise_scale
+        if self.input_perturbation:
+            settings["input_perturbation"] = self.input_perturbation
         return settings
 
 

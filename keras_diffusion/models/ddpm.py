@@ -9,6 +9,8 @@ from keras_diffusion.samplers import DPMSolverSampler
 from keras_diffusion.schedules import as_schedule
 from keras_diffusion.utils.checks import check_choice
 from keras_diffusion.utils.checks import check_positive
+from keras_diffusion.utils.checks import check_share
+from keras_diffusion.utils.replicas import draw_for_global_batch
 from keras_diffusion.utils.replicas import scale_loss_for_replicas
 
 SAMPLERS = ("ddpm", "ddim", "dpm", "dpm-sde")
@@ -80,6 +82,13 @@ class DDPM(GenerativeModel):
             a little above 1 sharpens the samples of a network trained
             for minutes (docs/ddpm.md#scaled-noise-predictions).
             Classifier-guided sampling leaves the predictions unscaled.
+        input_perturbation: float in [0, 1], the gamma of input perturbation
+            (DDPM-IP, Ning et al., 2023): the training images are noised
+            with `eps + gamma * xi` (`xi ~ N(0, I)`, drawn apart) while the
+            target stays the plain `eps` (or its `v`), so the network sees
+            inputs a little off the forward process, as a sampler's
+            imperfect `x_t` are. 0 (the default) trains as DDPM; the paper
+            uses 0.1.
         **kwargs: standard `keras.Model` arguments.
 
     Example:
@@ -102,11 +111,13 @@ class DDPM(GenerativeModel):
 
     def __init__(self, network, schedule="linear", seed=None, cond_drop_prob=0.1,
                  loss_weighting="uniform", min_snr_gamma=5.0, prediction="epsilon",
-                 pred_noise_scale=1.0, **kwargs):
+                 pred_noise_scale=1.0, input_perturbation=0.0, **kwargs):
         check_choice("prediction", prediction, PREDICTIONS)
         check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
         min_snr_gamma = check_positive("min_snr_gamma", min_snr_gamma)
         pred_noise_scale = check_positive("pred_noise_scale", pred_noise_scale)
+        input_perturbation = check_share("input_perturbation",
+                                         input_perturbation)
         super().__init__(network, seed=seed, cond_drop_prob=cond_drop_prob,
                          **kwargs)
         self.schedule = as_schedule(schedule)
@@ -114,6 +125,7 @@ class DDPM(GenerativeModel):
         self.min_snr_gamma = min_snr_gamma
         self.prediction = prediction
         self.pred_noise_scale = pred_noise_scale
+        self.input_perturbation = input_perturbation
 
     def network_times(self, timesteps):
         """Integer timesteps `0 .. T-1` -> the network's times in [0, 1)."""
@@ -169,6 +181,12 @@ class DDPM(GenerativeModel):
         labels = self.training_labels(labels)
         noisy_images, noises, timesteps = self.schedule.noisy_training_batch(
             images, self.seed_generator)
+        if self.input_perturbation:
+            noisy_images = noisy_images + self.input_perturbation * (
+                self._rates(timesteps)[1]
+                * draw_for_global_batch(keras.random.normal,
+                                        ops.shape(images),
+                                        seed=self.seed_generator))
         outputs = self.run_network(noisy_images, self.network_times(timesteps),
                                    labels, training=training)
         # Under a mixed dtype policy (say `mixed_bfloat16`) the network
@@ -233,6 +251,7 @@ class DDPM(GenerativeModel):
         config["min_snr_gamma"] = self.min_snr_gamma
         config["prediction"] = self.prediction
         config["pred_noise_scale"] = self.pred_noise_scale
+        config["input_perturbation"] = self.input_perturbation
         return config
 
     @classmethod
