@@ -16,7 +16,8 @@ does (the same `generate` and `Evaluator.evaluate` calls as
 loaded once): samples `--num` images (seed `--seed`) with `--sampler` and
 `--steps` (default: classifier guidance's, `guidance.CLASSIFIER_SAMPLER`
 in `CLASSIFIER_STEPS`; `--pred-noise-scale`, the `generate` argument,
-default unscaled), the classes
+default unscaled; `--temperature T` guides with `log softmax(logits / T)`,
+a push that fades later as the classifier grows sure, for comparison), the classes
 in turn (100 per class for 1,000), steered by the classifier, and scores
 them with the shipped evaluator. It prints one Markdown table row per scale:
 FID (against as many MNIST test digits), the real-vs-real floor, the class
@@ -47,6 +48,9 @@ def main():
     parser.add_argument("--pred-noise-scale", type=float, default=None,
                         help="the model's noise-prediction scale while guided "
                              "(default: 1, classifier guidance's)")
+    parser.add_argument("--temperature", type=float, default=1.0,
+                        help="guide with the classifier's logits divided by "
+                             "this (default 1: the classifier as it is)")
     parser.add_argument("--num", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", default=None,
@@ -54,6 +58,8 @@ def main():
     parser.add_argument("--figure", default=None,
                         help="PNG grid: one row per scale, digits 0-9.")
     args = parser.parse_args()
+    if not args.temperature > 0:
+        parser.error(f"--temperature must be > 0. Got {args.temperature}")
 
     import keras
 
@@ -66,12 +72,14 @@ def main():
 
     model = load_model(args.model, expected_type=DDPM)
     classifier = load_classifier(model, args.classifier)
+    guide = (classifier if args.temperature == 1.0
+             else _Tempered(classifier, args.temperature))
     evaluator = as_evaluator(None)
     labels = cycled_labels(classifier.num_classes, args.num)
     args.sampler, args.steps = classifier_sampler(args.sampler, args.steps)
     print(f"model {args.model}, classifier {args.classifier}, backend "
           f"{keras.backend.backend()}, {args.sampler} {args.steps} steps, "
-          f"{args.num} samples, seed {args.seed}")
+          f"{args.num} samples, seed {args.seed}, temperature {args.temperature:g}")
     header = ("| scale | FID | floor | class accuracy | lowest class accuracy "
               "| confident | classifier agrees (t = 0) | sampling time |")
     print(header)
@@ -81,7 +89,7 @@ def main():
         start = time.perf_counter()
         images = model.generate(args.num, sampler=args.sampler, num_steps=args.steps,
                                 seed=args.seed, progress=False, labels=labels,
-                                classifier=classifier, classifier_scale=scale,
+                                classifier=guide, classifier_scale=scale,
                                 pred_noise_scale=args.pred_noise_scale)
         seconds = time.perf_counter() - start
         result = evaluator.evaluate(images, labels=labels, data=args.data)
@@ -102,6 +110,21 @@ def main():
 
         save_image_grid(np.concatenate(rows), args.figure, num_columns=10)
         print(f"wrote {args.figure}")
+
+
+class _Tempered:
+    """A `NoisyClassifier` whose logits are divided by `temperature`: its
+    `log softmax` gradient fades more slowly as the class grows sure."""
+
+    def __init__(self, classifier, temperature):
+        self.classifier = classifier
+        self.temperature = temperature
+
+    def __getattr__(self, name):  # schedule, image_shape, num_classes, ...
+        return getattr(self.classifier, name)
+
+    def logits(self, noisy_images, timesteps, training=False):
+        return self.classifier.logits(noisy_images, timesteps) / self.temperature
 
 
 def _classifier_agreement(classifier, images01, labels):
