@@ -181,12 +181,14 @@ class DDPM(GenerativeModel):
         labels = self.training_labels(labels)
         noisy_images, noises, timesteps = self.schedule.noisy_training_batch(
             images, self.seed_generator)
+        signal_rates, noise_rates = self._rates(timesteps)
         if self.input_perturbation:
-            noisy_images = noisy_images + self.input_perturbation * (
-                self._rates(timesteps)[1]
-                * draw_for_global_batch(keras.random.normal,
-                                        ops.shape(images),
-                                        seed=self.seed_generator))
+            # DDPM-IP: x_t with eps + gamma * xi in place of eps; the
+            # targets below keep eps.
+            extra_noises = draw_for_global_batch(
+                keras.random.normal, ops.shape(images), seed=self.seed_generator)
+            noisy_images = (noisy_images
+                            + self.input_perturbation * noise_rates * extra_noises)
         outputs = self.run_network(noisy_images, self.network_times(timesteps),
                                    labels, training=training)
         # Under a mixed dtype policy (say `mixed_bfloat16`) the network
@@ -195,7 +197,6 @@ class DDPM(GenerativeModel):
         if self.prediction == "epsilon":
             targets = noises
         else:
-            signal_rates, noise_rates = self._rates(timesteps)
             targets = signal_rates * noises - noise_rates * images
         squared_errors = ops.square(outputs - targets)
         if self.loss_weighting != "uniform":
