@@ -17,7 +17,9 @@ loaded once): samples `--num` images (seed `--seed`) with `--sampler` and
 `--steps` (default: classifier guidance's, `guidance.CLASSIFIER_SAMPLER`
 in `CLASSIFIER_STEPS`; `--pred-noise-scale`, the `generate` argument,
 default unscaled; `--temperature T` guides with `log softmax(logits / T)`,
-a push that fades later as the classifier grows sure, for comparison), the classes
+a push that fades later as the classifier grows sure, for comparison;
+several `--classifier`s guide with the mean of their log probabilities,
+and the agreement column is the first one's), the classes
 in turn (100 per class for 1,000), steered by the classifier, and scores
 them with the shipped evaluator. It prints one Markdown table row per scale:
 FID (against as many MNIST test digits), the real-vs-real floor, the class
@@ -37,8 +39,10 @@ import numpy as np
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="ddpm", help="Shipped name or .keras path.")
-    parser.add_argument("--classifier", default="classifier",
-                        help="Shipped name or .keras path.")
+    parser.add_argument("--classifier", nargs="+", default=["classifier"],
+                        help="Shipped name or .keras path; several guide "
+                             "together, with the mean of their log "
+                             "probabilities.")
     parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
     parser.add_argument("--scales", type=float, nargs="+", default=[0, 1, 2, 5, 10])
     parser.add_argument("--sampler", default=None,
@@ -71,13 +75,15 @@ def main():
     from keras_diffusion.presets import load_model
 
     model = load_model(args.model, expected_type=DDPM)
-    classifier = load_classifier(model, args.classifier)
-    guide = (classifier if args.temperature == 1.0
-             else _Tempered(classifier, args.temperature))
+    classifiers = [load_classifier(model, name) for name in args.classifier]
+    classifier = classifiers[0]
+    guide = classifier if len(classifiers) == 1 else _Ensemble(classifiers)
+    if args.temperature != 1.0:
+        guide = _Tempered(guide, args.temperature)
     evaluator = as_evaluator(None)
     labels = cycled_labels(classifier.num_classes, args.num)
     args.sampler, args.steps = classifier_sampler(args.sampler, args.steps)
-    print(f"model {args.model}, classifier {args.classifier}, backend "
+    print(f"model {args.model}, classifier {' + '.join(args.classifier)}, backend "
           f"{keras.backend.backend()}, {args.sampler} {args.steps} steps, "
           f"{args.num} samples, seed {args.seed}, temperature {args.temperature:g}")
     header = ("| scale | FID | floor | class accuracy | lowest class accuracy "
@@ -125,6 +131,28 @@ class _Tempered:
 
     def logits(self, noisy_images, timesteps, training=False):
         return self.classifier.logits(noisy_images, timesteps) / self.temperature
+
+
+class _Ensemble:
+    """Several `NoisyClassifier`s as one whose log probabilities are the
+    mean of theirs (a product of experts, renormalized): a sample must
+    convince every member, not the one whose quirks guidance can exploit."""
+
+    def __init__(self, classifiers):
+        self.classifiers = classifiers
+
+    def __getattr__(self, name):  # schedule, image_shape, num_classes, ...
+        return getattr(self.classifiers[0], name)
+
+    @property
+    def variables(self):
+        return [v for c in self.classifiers for v in c.variables]
+
+    def logits(self, noisy_images, timesteps, training=False):
+        from keras import ops
+
+        return sum(ops.log_softmax(c.logits(noisy_images, timesteps), axis=-1)
+                   for c in self.classifiers) / len(self.classifiers)
 
 
 def _classifier_agreement(classifier, images01, labels):
