@@ -19,10 +19,14 @@ scored by the shipped evaluator, one Markdown row per spacing:
   (for DDIM, the same as diffusers' "trailing");
 - `to-zero`: DDIM's spacing here (`np.linspace(T - 1, 0, n)`), then the
   clean data (the last step only removes the noise left at `t = 0`);
-- `lambda`: even in `lambda_t` from `T - 1` to 0, then the clean data.
+- `lambda`: even in `lambda_t` from `T - 1` to 0, then the clean data;
+- `linear-noise`: the shipped starts' noise levels on the linear schedule,
+  each moved to the timestep of this model's schedule with the nearest
+  `alpha_bar` (the `shipped` grid, for a model of the linear schedule).
 """
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -44,6 +48,13 @@ def spacing_timesteps(name, shipped_sampler):
         lambdas = 0.5 * (np.log(alpha_bars) - np.log1p(-alpha_bars))
         targets = np.linspace(lambdas[-1], lambdas[0], num_steps)
         times = np.interp(targets, lambdas[::-1], np.arange(total)[::-1]).round()
+    elif name == "linear-noise":
+        from keras_diffusion.schedules import LinearBetaSchedule
+
+        linear = LinearBetaSchedule(total).alphas_cumprod
+        shipped = [t for t, _ in shipped_sampler.timesteps()]
+        times = [np.abs(schedule.alphas_cumprod - linear[t]).argmin()
+                 for t in shipped]
     else:
         raise ValueError(f"Unknown spacing {name!r}")
     times = [int(t) for t in times]
@@ -57,7 +68,11 @@ def main():
     parser.add_argument("--model", required=True, help="Shipped name or .keras path.")
     parser.add_argument("--data", default=None, help="MNIST IDX directory or .npz.")
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--sampler", choices=("dpm", "ddim"), default="dpm")
+    parser.add_argument("--sampler", choices=("dpm", "dpm-sde", "ddim"),
+                        default="dpm")
+    parser.add_argument("--pred-noise-scale", type=float, default=None,
+                        help="Scale of the noise predictions (default: the "
+                             "model's own).")
     parser.add_argument("--spacings", nargs="+",
                         default=["shipped", "diffusers", "to-zero", "lambda"])
     parser.add_argument("--guidance", type=float, default=4.0)
@@ -76,7 +91,10 @@ def main():
                                                        args.data)
     conditioning = Conditioning.resolve(
         model, args.num, labels, None if labels is None else args.guidance)
-    noise = np.random.default_rng(0).standard_normal(
+    # As `generate(seed=0)`: one generator draws the starting noise, then
+    # the seed of each batch's step noise (`dpm-sde`).
+    noise_rng = np.random.default_rng(0)
+    noise = noise_rng.standard_normal(
         (args.num,) + model.image_shape).astype("float32")
     print(f"model {args.model}, backend {keras.backend.backend()}, {args.num} "
           f"samples, {args.sampler} {args.steps} steps"
@@ -85,23 +103,28 @@ def main():
     print("| spacing | step starts | FID | confident | s / 100 images |")
     print("| --- | --- | --- | --- | --- |")
     for name in args.spacings:
-        shipped_sampler = model.make_sampler(args.sampler, args.steps)
+        shipped_sampler = model.make_sampler(
+            args.sampler, args.steps, pred_noise_scale=args.pred_noise_scale)
         times = spacing_timesteps(name, shipped_sampler)
 
         class Sampler(type(shipped_sampler)):
             def timesteps(self, times=times):
                 return list(zip(times, times[1:] + [-1]))
 
+        settings = {"stochastic": True} if args.sampler == "dpm-sde" else {}
         sampler = Sampler(model.schedule, args.steps, clip_sample=model.clip_sample,
-                          pred_noise_scale=shipped_sampler.pred_noise_scale)
+                          pred_noise_scale=shipped_sampler.pred_noise_scale,
+                          **settings)
         step_fn = make_step_function(sampler, model.model_fn,
                                      model.network.variables)
         start = time.perf_counter()
         outputs = []
-        for begin in range(0, args.num, args.batch_size):
+        rng = copy.deepcopy(noise_rng)
+        for index, begin in enumerate(range(0, args.num, args.batch_size)):
             context = conditioning.context(begin, begin + args.batch_size)
             outputs.append(run_sampler(sampler, step_fn,
                                        noise[begin : begin + args.batch_size],
+                                       seed=int(rng.integers(2**31)) + index,
                                        progress=False, context=context))
         seconds = time.perf_counter() - start
         result = evaluator.evaluate(model.to_images(np.concatenate(outputs)),
