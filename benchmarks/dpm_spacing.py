@@ -1,28 +1,29 @@
 """FID of DPM-Solver++(2M) or DDIM under several timestep spacings, at equal steps.
 
     python benchmarks/dpm_spacing.py --model ddpm --data PATH --steps 10 \
-        [--sampler dpm|ddim] [--spacings shipped diffusers to-zero lambda] \
-        [--num 1000]
+        [--sampler dpm|dpm-sde|ddim] [--pred-noise-scale S] \
+        [--spacings shipped diffusers to-zero lambda even-t] [--num 1000]
 
 Each spacing is a `DPMSolverSampler` (`--sampler ddim`: a `DDIMSampler`)
 whose `timesteps()` is replaced; the update and its coefficients are the
-shipped ones. `--num` images are
-sampled from the same noise as `model.generate(num, seed=0)` (a
+shipped ones. `--num` images are sampled from the same noise (and for
+`dpm-sde` the same step noise) as `model.generate(num, seed=0)` (a
 class-conditional model: classes cycling 0-9, guidance `--guidance`) and
 scored by the shipped evaluator, one Markdown row per spacing:
 
-- `shipped`: the sampler's own `timesteps()`; DPM-Solver's: even in `t`
-  from `T - 1`, the last start at `(T - 1) / (2 n - 1)`, then the clean
-  data; DDIM's is `to-zero`;
+- `shipped`: the sampler's own `timesteps()`; DPM-Solver's: on the
+  linear schedule even in `t` from `T - 1`, the last start at `(T - 1) /
+  (2 n - 1)`, then the clean data; on another schedule, the timesteps
+  of the same noise levels; DDIM's is `to-zero`;
 - `diffusers`: diffusers' "linspace" (`np.linspace(0, T - 1, n + 1)`, reversed,
   without its 0): the last start at about `T / n`, then the clean data
   (for DDIM, the same as diffusers' "trailing");
 - `to-zero`: DDIM's spacing here (`np.linspace(T - 1, 0, n)`), then the
   clean data (the last step only removes the noise left at `t = 0`);
 - `lambda`: even in `lambda_t` from `T - 1` to 0, then the clean data;
-- `linear-noise`: the shipped starts' noise levels on the linear schedule,
-  each moved to the timestep of this model's schedule with the nearest
-  `alpha_bar` (the `shipped` grid, for a model of the linear schedule).
+- `even-t`: DPM-Solver's grid before it followed the noise levels (even
+  in `t` from `T - 1`, the last start at `(T - 1) / (2 n - 1)`, whatever
+  the schedule); on the linear schedule, the same as `shipped`.
 """
 
 import argparse
@@ -48,13 +49,8 @@ def spacing_timesteps(name, shipped_sampler):
         lambdas = 0.5 * (np.log(alpha_bars) - np.log1p(-alpha_bars))
         targets = np.linspace(lambdas[-1], lambdas[0], num_steps)
         times = np.interp(targets, lambdas[::-1], np.arange(total)[::-1]).round()
-    elif name == "linear-noise":
-        from keras_diffusion.schedules import LinearBetaSchedule
-
-        linear = LinearBetaSchedule(total).alphas_cumprod
-        shipped = [t for t, _ in shipped_sampler.timesteps()]
-        times = [np.abs(schedule.alphas_cumprod - linear[t]).argmin()
-                 for t in shipped]
+    elif name == "even-t":
+        times = np.linspace(total - 1, 0, 2 * num_steps)[::2].round()
     else:
         raise ValueError(f"Unknown spacing {name!r}")
     times = [int(t) for t in times]

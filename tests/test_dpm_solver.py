@@ -14,6 +14,7 @@ from keras_diffusion.samplers import DDIMSampler
 from keras_diffusion.samplers import DPMSolverSampler
 from keras_diffusion.samplers import make_step_function
 from keras_diffusion.samplers import run_sampler
+from keras_diffusion.schedules import CosineSchedule
 from keras_diffusion.schedules import LinearBetaSchedule
 from keras_diffusion_cli.main import cli
 
@@ -258,6 +259,24 @@ def test_timesteps(num_steps):
     assert all(pairs[i][1] == pairs[i + 1][0] for i in range(num_steps - 1))
     # The last start is half a step above 0.
     assert pairs[-1][0] == round(999 / (2 * num_steps - 1))
+
+
+@pytest.mark.parametrize("num_steps", [10, 1000])
+def test_timesteps_keep_the_noise_levels_on_another_schedule(num_steps):
+    linear = DPMSolverSampler(SCHEDULE, num_steps).timesteps()
+    cosine_schedule = CosineSchedule()
+    cosine = DPMSolverSampler(cosine_schedule, num_steps).timesteps()
+    assert len(cosine) == num_steps and cosine[-1][1] == -1
+    assert all(t > t_prev for t, t_prev in cosine)
+    assert all(cosine[i][1] == cosine[i + 1][0] for i in range(num_steps - 1))
+    if num_steps == 10:
+        # Each start is the cosine timestep whose alpha_bar is nearest the
+        # linear schedule's at that start, not the same `t`.
+        assert [t for t, _ in cosine] != [t for t, _ in linear]
+        for (linear_t, _), (cosine_t, _) in zip(linear, cosine):
+            gaps = np.abs(cosine_schedule.alphas_cumprod
+                          - SCHEDULE.alphas_cumprod[linear_t])
+            assert gaps[cosine_t] == gaps.min()
 
 
 def test_defaults_and_bad_arguments():

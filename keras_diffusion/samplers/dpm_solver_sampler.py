@@ -3,6 +3,7 @@ from keras import ops
 
 from keras_diffusion.samplers.ddpm_sampler import DDPMSampler
 from keras_diffusion.samplers.sampler_output import SamplerOutput
+from keras_diffusion.schedules import LinearBetaSchedule
 
 
 class DPMSolverSampler(DDPMSampler):
@@ -112,10 +113,18 @@ class DPMSolverSampler(DDPMSampler):
 
         The starts are every other point of `2 * num_steps` evenly spaced
         points from `T - 1` to 0, so the last start is `(T - 1) /
-        (2 * num_steps - 1)` (53 for 10 steps of 1000).
+        (2 * num_steps - 1)` (53 for 10 steps of 1000). That grid was
+        chosen on the linear schedule, and what it fixes is the noise
+        levels: on another schedule each start moves to the timestep whose
+        `alpha_bar` is nearest the linear schedule's at that start
+        (docs/ddpm.md#the-cosine-noise-schedule), so a cosine-schedule model
+        is stepped through the same noise levels.
         """
         total = self.schedule.num_timesteps
-        times = np.linspace(total - 1, 0, 2 * self.num_steps)[::2]
+        times = np.linspace(total - 1, 0, 2 * self.num_steps)[::2].round()
+        reference = LinearBetaSchedule(total).alphas_cumprod[times.astype("int64")]
+        times = np.abs(self.schedule.alphas_cumprod[None, :]
+                       - reference[:, None]).argmin(axis=1).astype("float64")
         # Rounded, neighbours can meet when num_steps is close to T: keep
         # room for the steps on either side, then push each timestep above
         # the next.
