@@ -108,8 +108,9 @@ class DPMSolverSampler(DDPMSampler):
         return self.stochastic
 
     def timesteps(self):
-        """`(t, t_prev)` pairs from `T - 1` down, evenly spaced in `t`, then
-        a half-length last step to the clean data (`t_prev = -1`).
+        """`(t, t_prev)` pairs from `T - 1` down, evenly spaced in `t` on the
+        linear schedule, then a half-length last step to the clean data
+        (`t_prev = -1`).
 
         The starts are every other point of `2 * num_steps` evenly spaced
         points from `T - 1` to 0, so the last start is `(T - 1) /
@@ -124,12 +125,13 @@ class DPMSolverSampler(DDPMSampler):
         times = np.linspace(total - 1, 0, 2 * self.num_steps)[::2].round()
         reference = LinearBetaSchedule(total).alphas_cumprod[times.astype("int64")]
         times = np.abs(self.schedule.alphas_cumprod[None, :]
-                       - reference[:, None]).argmin(axis=1).astype("float64")
-        # Rounded, neighbours can meet when num_steps is close to T: keep
+                       - reference[:, None]).argmin(axis=1)
+        # Rounded and matched, neighbours can meet when num_steps is close
+        # to T (or on a schedule unlike the linear one): keep
         # room for the steps on either side, then push each timestep above
         # the next.
         steps = np.arange(self.num_steps)
-        timesteps = np.clip(times.round(), self.num_steps - 1 - steps,
+        timesteps = np.clip(times, self.num_steps - 1 - steps,
                             total - 1 - steps).astype("int64")
         for index in range(self.num_steps - 2, -1, -1):
             timesteps[index] = max(timesteps[index], timesteps[index + 1] + 1)
